@@ -1,0 +1,1 @@
+"""Data: find files, decode them once, and make synthetic solder joints."""

@@ -1,0 +1,97 @@
+"""Decode and resize every image once into a uint8 array shared by all runs of an experiment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmark.data.folders import FileList
+from benchmark.data.images import load_rgb, resize_square
+from benchmark.errors import UserError
+
+
+@dataclass
+class DecodedImages:
+    """Images as an N x H x W x 3 uint8 array, aligned with `files` (bad files already dropped)."""
+
+    images: np.ndarray
+    files: FileList
+
+
+def _decode_all(files: FileList, size: int, policy: str, via: int | None) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    out = np.empty((len(files.files), size, size, 3), dtype=np.uint8)
+    bad: list[tuple[int, str]] = []
+    bar = tqdm(files.files, desc="decoding images", unit="img", file=sys.stderr, leave=False, disable=len(files.files) < 500)
+    for i, path in enumerate(bar):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[i] = resize_square(load_rgb(path), size, policy, via)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means "bad file"
+            bad.append((i, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+    return out, bad
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+
+
+def decode(
+    files: FileList,
+    size: int,
+    policy: str = "stretch",
+    via: int | None = None,
+    on_bad_file: str = "skip",
+    cache_dir: Path | None = None,
+) -> DecodedImages:
+    """Decode all files (or load the cache made earlier for the same files and settings).
+
+    Bad files (corrupt, truncated, not an image) are skipped with one warning listing them, or raise
+    a UserError when on_bad_file == "error".
+    """
+    key = hashlib.sha256(f"{files.fingerprint()}|{size}|{policy}|{via}".encode()).hexdigest()[:16]
+    cached = cache_dir / f"images-{key}.npy" if cache_dir else None
+    meta_path = cache_dir / f"images-{key}.json" if cache_dir else None
+    if cached and cached.exists() and meta_path.exists():
+        bad_index = json.loads(meta_path.read_text())["bad"]
+        images = np.load(cached)
+        bad = [(int(i), reason) for i, reason in bad_index]
+    else:
+        images, bad = _decode_all(files, size, policy, via)
+    if bad and on_bad_file == "error":
+        i, reason = bad[0]
+        raise UserError(
+            f"{len(bad)} unreadable image file(s), first: {files.files[i]} ({reason}); "
+            "set data.on_bad_file: skip to skip them with a warning"
+        )
+    keep = np.ones(len(files.files), dtype=bool)
+    keep[[i for i, _ in bad]] = False
+    if cached and not cached.exists():
+        kept = np.ascontiguousarray(images[keep])
+        _atomic_save(cached, kept)
+        tmp = meta_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"bad": bad, "n": int(keep.sum())}))
+        os.replace(tmp, meta_path)
+        images = kept
+    elif not cached:
+        images = images[keep]
+    if bad:
+        listed = "; ".join(f"{files.files[i]} ({reason})" for i, reason in bad[:20])
+        more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
+        print(f"warning: skipped {len(bad)} unreadable file(s): {listed}{more}", file=sys.stderr)
+    kept_files = files.subset(keep)
+    kept_files.skipped = [(str(files.files[i]), reason) for i, reason in bad]
+    return DecodedImages(images=np.asarray(images), files=kept_files)

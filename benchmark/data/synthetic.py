@@ -1,0 +1,391 @@
+"""An embedded synthetic solder-joint dataset: rendered with NumPy + Pillow, deterministic, no downloads.
+
+Each image is a top-down view of one solder joint (a chip-component end or an IC lead on its pad) and
+its neighbours, lit like an AOI camera (bright flat solder, tinted slopes). The five classes differ only
+in the solder/component geometry at the centre joint; every class goes through the same nuisance
+variation (board colour, lighting, colour cast, rotation, scale, position, resolution loss, blur, sensor
+noise, JPEG round-trip) and is written at the same size and format, so neither colour nor file format
+gives the class away.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from benchmark.errors import UserError
+
+CLASSES: tuple[str, ...] = ("normal", "excessive_solder", "insufficient_solder", "shifted_component", "short")
+REAL_DEFECT_COUNTS: dict[str, int] = {
+    "excessive_solder": 92,
+    "insufficient_solder": 148,
+    "shifted_component": 114,
+    "short": 300,
+}
+GENERATOR_VERSION = 1
+MARKER = "SYNTHETIC.json"
+
+_BOARDS = np.array(
+    [(34, 96, 52), (28, 78, 44), (38, 110, 88), (30, 64, 92), (24, 44, 70), (150, 44, 36), (120, 52, 30),
+     (40, 40, 42), (22, 26, 24), (70, 58, 40)],
+    dtype=np.float32,
+)
+_BOARD_P = np.array([0.22, 0.14, 0.12, 0.1, 0.06, 0.08, 0.06, 0.1, 0.06, 0.06])
+_PADS = np.array([(170, 170, 165), (196, 160, 80), (178, 112, 76)], dtype=np.float32)
+_CHIP_BODIES = np.array([(30, 30, 32), (42, 38, 36), (176, 140, 104), (150, 112, 80), (196, 180, 160)],
+                        dtype=np.float32)
+_IC_BODIES = np.array([(30, 30, 32), (46, 46, 50), (60, 52, 46)], dtype=np.float32)
+_SLOPE_TINTS = np.array([(236, 160, 176), (150, 190, 236), (172, 172, 176), (220, 200, 150), (200, 140, 210)],
+                        dtype=np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Zero-mean smooth noise field (std about 1): a small random grid upsampled bicubically."""
+    grid = rng.standard_normal((cells, cells), dtype=np.float32)
+    return np.asarray(Image.fromarray(grid, "F").resize((size, size), Image.Resampling.BICUBIC))
+
+
+def _band(x: np.ndarray, lo: float, hi: float, px: float) -> np.ndarray:
+    """Anti-aliased indicator of lo <= x <= hi (px: one pixel in the units of x)."""
+    return np.clip(np.minimum(x - lo, hi - x) / px + 0.5, 0.0, 1.0)
+
+
+def _rect(u: np.ndarray, v: np.ndarray, u0: float, u1: float, half: float, px: float) -> np.ndarray:
+    """Anti-aliased rectangle u0 <= u <= u1, |v| <= half."""
+    return np.clip(np.minimum(np.minimum(u - u0, u1 - u), half - np.abs(v)) / px + 0.5, 0.0, 1.0)
+
+
+def _rotate(u: np.ndarray, v: np.ndarray, angle: float, du: float, dv: float, pivot_u: float):
+    """Coordinates in a frame rotated by `angle` about (pivot_u, 0) and moved by (du, dv)."""
+    c, s = math.cos(angle), math.sin(angle)
+    uu, vv = u - pivot_u - du, v - dv
+    return c * uu + s * vv + pivot_u, c * vv - s * uu
+
+
+def _fillet(u: np.ndarray, v: np.ndarray, length: float, gamma: float, w_tip: float, w_toe: float, wet: float):
+    """Unit-height meniscus fillet from a termination tip at u=0 down to the pad toe at u=length."""
+    t = np.clip(u * (1.0 / length), 0.0, 1.0)
+    half = w_tip + (w_toe - w_tip) * t
+    lateral = np.sqrt(np.clip(1.0 - (v / half) ** 4, 0.0, 1.0))
+    return (1.0 - t) ** gamma * lateral * (u > -wet)
+
+
+def _slopes(f: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient of a height field along image x and y, in scene units."""
+    gx, gy = np.empty_like(f), np.empty_like(f)
+    gx[:, 1:-1] = f[:, 2:] - f[:, :-2]
+    gx[:, 0], gx[:, -1] = 2 * (f[:, 1] - f[:, 0]), 2 * (f[:, -1] - f[:, -2])
+    gy[1:-1] = f[2:] - f[:-2]
+    gy[0], gy[-1] = 2 * (f[1] - f[0]), 2 * (f[-1] - f[-2])
+    return gx * (0.5 / px), gy * (0.5 / px)
+
+
+def _solder(rng: np.random.Generator, cls: str, sev: float, size: int):
+    """Scene geometry: anti-aliased layer masks and the solder height field, in image pixels."""
+    ic = rng.random() < 0.4
+    angle = rng.integers(4) * (math.pi / 2) + rng.normal(0.0, 0.08)
+    scale = rng.uniform(1.0, 1.7)
+    axis = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
+    gx, gy = np.meshgrid(axis, axis)
+    ca, sa = math.cos(angle) / scale, math.sin(angle) / scale
+    flip = 1.0 if rng.random() < 0.5 else -1.0
+    u = ca * gx + sa * gy + rng.uniform(0.0, 0.35)
+    v = (ca * gy - sa * gx) * flip + rng.uniform(-0.15, 0.15)
+    px = 2.0 / (size * scale)
+
+    # the row of joints along v: the centre one (index 0) carries the defect, its neighbours are normal
+    if ic:
+        pitch = rng.uniform(0.5, 0.75)
+        pad_half = pitch * rng.uniform(0.24, 0.32)
+        term_half = pad_half * rng.uniform(0.5, 0.7)
+        height = rng.uniform(0.14, 0.24)
+    else:
+        pitch = rng.uniform(1.0, 1.4)
+        pad_half = pitch * rng.uniform(0.28, 0.36)
+        term_half = pad_half * rng.uniform(0.8, 0.95)
+        height = rng.uniform(0.22, 0.34)
+    term_len = rng.uniform(0.25, 0.4)
+    pad_u0, pad_u1 = -term_len - rng.uniform(0.0, 0.15), rng.uniform(0.45, 0.7)
+    length = pad_u1 * rng.uniform(0.88, 1.02)
+    gamma = rng.uniform(1.4, 2.6)
+    wet = rng.uniform(0.02, 0.08)
+    w_toe = max(pad_half * rng.uniform(0.92, 1.0), term_half)
+
+    c_angle, c_du, c_dv = 0.0, 0.0, 0.0
+    if cls == "shifted_component":
+        c_dv = rng.choice([-1.0, 1.0]) * sev * pad_half * rng.uniform(0.7, 1.3)
+        c_angle = rng.choice([-1.0, 1.0]) * sev * rng.uniform(0.05, 0.3)
+        c_du = rng.uniform(-0.12, 0.06) * sev
+    cu, cv = _rotate(u, v, c_angle, c_du, c_dv, pivot_u=-term_len - 0.3)
+    k = np.rint(v * (1.0 / pitch))
+    nv = v - k * pitch
+    if ic:  # one IC: all its leads move with it
+        nk = np.rint(cv * (1.0 / pitch))
+        ncu, ncv = cu, cv - nk * pitch
+    else:  # separate chips: only the centre one moves
+        nk, ncu, ncv = k, u, nv
+    centre = (nk == 0).astype(np.float32)
+    heights = (height * rng.uniform(0.8, 1.15, 7)).astype(np.float32)
+    h_n = heights[np.clip(nk, -3, 3).astype(np.int64) + 3]
+
+    h_c, c_len, c_gamma = height, length, gamma
+    if cls == "insufficient_solder":
+        h_c = height * (1.0 - 0.85 * sev)
+        c_len = length * (1.0 - 0.55 * sev * rng.uniform(0.5, 1.0))
+        c_gamma = gamma * (1.0 + 0.8 * sev)
+    fil = h_c * _fillet(cu, cv, c_len, c_gamma, term_half, w_toe, wet)
+    fil *= _rect(u, v, pad_u0 - 0.02, pad_u1 + 0.02, pad_half + 0.03, px)
+    if cls == "insufficient_solder" and rng.random() < 0.35:
+        edge = 1.0 - 1.4 * sev * rng.uniform(0.5, 1.0)
+        fil *= np.clip((edge - rng.choice([-1.0, 1.0]) * cv / term_half) * 4.0 + 0.5, 0.0, 1.0)
+    if cls == "excessive_solder":
+        mid = length * rng.uniform(0.15, 0.4)
+        ru = length * (0.5 + 0.45 * sev) * rng.uniform(0.9, 1.1)
+        rv = w_toe * (0.95 + 0.5 * sev) * rng.uniform(0.9, 1.1)
+        dome = np.sqrt(np.clip(1.0 - ((cu - mid) / ru) ** 2 - (cv / rv) ** 2, 0.0, 1.0))
+        fil = np.maximum(fil, height * (0.55 + 1.1 * sev) * dome)
+    n_fil = _fillet(ncu, ncv, length, gamma, term_half, w_toe, wet) * h_n
+    fil = fil * centre + n_fil * (1.0 - centre)
+    if cls == "short":
+        side = rng.choice([-1.0, 1.0])
+        mid = length * rng.uniform(0.25, 0.7)
+        wobble = rng.uniform(-0.06, 0.06) * np.sin(v * rng.uniform(3.0, 9.0) + rng.uniform(0.0, 6.3))
+        half = (0.025 + 0.17 * sev) * rng.uniform(0.8, 1.25)
+        bridge = np.sqrt(np.clip(1.0 - ((u - mid - wobble) / half) ** 2, 0.0, 1.0)) * _band(v * side, 0.0, pitch, px)
+        fil = np.maximum(fil, height * rng.uniform(0.45, 0.8) * (0.7 + 0.3 * sev) * bridge)
+
+    body_u1 = -term_len
+    a_pad = _rect(u, nv, pad_u0, pad_u1, pad_half, px)
+    a_term = _rect(cu, cv, body_u1, 0.0, term_half, px) * centre + _rect(ncu, ncv, body_u1, 0.0, term_half, px) * (
+        1.0 - centre)
+    if ic:
+        a_body = _band(cu, -9.0, body_u1 - rng.uniform(0.15, 0.3), px)
+        a_term = np.maximum(a_term, _rect(ncu, ncv, body_u1 - 0.5, body_u1, term_half, px))
+    else:
+        body_half = term_half * rng.uniform(0.97, 1.03)
+        a_body = _rect(cu, cv, -9.0, body_u1, body_half, px) * centre + _rect(
+            ncu, ncv, -9.0, body_u1, body_half, px) * (1.0 - centre)
+    a_silk = _band(u, -0.95, -0.95 + rng.uniform(0.04, 0.08), px) if rng.random() < 0.3 else None
+    return {"ic": ic, "px": px, "gx": gx, "gy": gy, "cu": cu, "term_len": term_len, "fil": fil,
+            "a_pad": a_pad, "a_term": a_term, "a_body": a_body, "a_silk": a_silk}
+
+
+def _paint(rng: np.random.Generator, g: dict, size: int) -> np.ndarray:
+    """Colours: layers composited bottom to top as (weight field x RGB colour) terms, in float32 0..255."""
+    tex = _smooth_noise(rng, size, int(rng.integers(5, 14)))
+    board = _BOARDS[rng.choice(len(_BOARDS), p=_BOARD_P)] * rng.uniform(0.75, 1.2)
+    body = (_IC_BODIES[rng.integers(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[rng.integers(len(_CHIP_BODIES))])
+    body = body * rng.uniform(0.8, 1.15)
+    pad = _PADS[rng.choice(3, p=[0.6, 0.25, 0.15])] * rng.uniform(0.7, 1.0)
+    term = np.float32(rng.uniform(180, 235)) * rng.uniform(0.92, 1.0, 3)
+    silk = np.full(3, rng.uniform(170, 230))
+
+    # solder is a mirror lit by tiered ring lights: flat faces bright, slopes tinted, steep faces dark
+    gx, gy = _slopes(g["fil"], g["px"])
+    tier = np.minimum(np.sqrt(gx * gx + gy * gy) * (1.0 / rng.uniform(0.8, 1.6)), 2.0)
+    low, high = np.minimum(tier, 1.0), np.maximum(tier - 1.0, 0.0)
+    flat = np.float32(rng.uniform(225, 255)) * rng.uniform(0.93, 1.0, 3)
+    tint = _SLOPE_TINTS[rng.integers(len(_SLOPE_TINTS))] * rng.uniform(0.75, 1.05)
+    steep = np.float32(rng.uniform(40, 110)) * rng.uniform(0.8, 1.0, 3)
+    light = rng.uniform(0, 2 * math.pi)
+    glint = 1.0 + np.clip((gx * math.cos(light) + gy * math.sin(light)) * 0.3, -0.3, 0.3) + 0.06 * tex
+    a_sol = np.minimum(g["fil"] * (1.0 / 0.015), 1.0)
+
+    weights, colours = [], []
+    remaining = np.ones((size, size), dtype=np.float32)
+    for alpha, mod, colour in (
+        (a_sol, glint * (1.0 - low), flat),
+        (a_sol, glint * (low - high), tint),
+        (a_sol, glint * high, steep),
+        (g["a_body"], 1.0 + 0.06 * tex, body),
+        (g["a_term"], 0.8 + 0.2 * np.clip(-g["cu"] * (1.0 / g["term_len"]), 0.0, 1.0), term),
+        (g["a_pad"], 1.0 + 0.08 * tex, pad),
+        (g["a_silk"], None, silk),
+    ):
+        if alpha is None:
+            continue
+        w = alpha * remaining
+        weights.append(w if mod is None else w * mod)
+        colours.append(colour)
+        if colour is not flat and colour is not tint:
+            remaining = remaining * (1.0 - alpha)
+    weights.append(remaining * (1.0 + 0.12 * tex))
+    colours.append(board)
+    stack = np.stack(weights).reshape(len(weights), -1)
+    img = (np.asarray(colours, dtype=np.float32).T @ stack).T.reshape(size, size, 3)
+    direction = rng.uniform(0, 2 * math.pi)
+    shading = 1.0 + rng.uniform(0.0, 0.35) * (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction))
+    gain = (rng.lognormal(0.1, 0.25) * rng.normal(1.0, 0.1, 3)).astype(np.float32)
+    return img * shading[..., None] * gain
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
+    """Sensor and optics: saturation, resolution loss (often anisotropic), noise, JPEG round-trip."""
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    if rng.random() < 0.85:
+        base = rng.uniform(0.25, 0.85)
+        w, h = (max(6, int(round(size * base * rng.uniform(0.7, 1.3)))) for _ in range(2))
+        pil = pil.resize((w, h), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.BICUBIC)
+    noise = rng.random((size, size, 3), dtype=np.float32) - 0.5
+    noisy = np.asarray(pil, dtype=np.float32) + noise * np.float32(rng.uniform(3.0, 20.0))
+    pil = Image.fromarray(np.clip(noisy + 0.5, 0, 255).astype(np.uint8), "RGB")
+    if rng.random() < 0.6:
+        buffer = io.BytesIO()
+        pil.save(buffer, format="JPEG", quality=int(rng.integers(30, 92)))
+        pil = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def render(rng: np.random.Generator, cls: str, size: int, severity: float) -> np.ndarray:
+    """Render one image of class `cls` as uint8 size x size x 3; severity in [0, 1] (ignored for normal)."""
+    if cls not in CLASSES:
+        raise UserError(f"unknown synthetic class {cls!r}; allowed: {', '.join(CLASSES)}")
+    geometry = _solder(rng, cls, float(np.clip(severity, 0.0, 1.0)), int(size))
+    return _camera(rng, _paint(rng, geometry, int(size)), int(size))
+
+
+def class_counts(n: int, normal_fraction: float = 0.8, defect_weights: dict[str, float] | None = None) -> dict[str, int]:
+    """Images per class: round(n * normal_fraction) normal, the rest split by the weights (largest remainder)."""
+    _check_params(n, 16, normal_fraction)
+    weights = dict(REAL_DEFECT_COUNTS if defect_weights is None else defect_weights)
+    unknown = sorted(set(weights) - set(CLASSES[1:]))
+    if unknown:
+        raise UserError(f"defect_weights: unknown class(es) {', '.join(unknown)}; allowed: {', '.join(CLASSES[1:])}")
+    w = np.array([float(weights.get(c, 0.0)) for c in CLASSES[1:]])
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise UserError(f"defect_weights: weights must be >= 0 with a positive sum, got {weights}")
+    n_normal = min(max(int(round(n * normal_fraction)), 1), n - int(np.count_nonzero(w)))
+    share = w / w.sum() * (n - n_normal)
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts), kind="stable")[: n - n_normal - counts.sum()]:
+        counts[i] += 1
+    return {"normal": n_normal, **{c: int(m) for c, m in zip(CLASSES[1:], counts)}}
+
+
+def _check_params(n: int, size: int, normal_fraction: float) -> None:
+    if int(n) != n or n < len(CLASSES):
+        raise UserError(f"synthetic n={n} is not allowed; need an integer >= {len(CLASSES)} (one per class)")
+    if int(size) != size or size < 16:
+        raise UserError(f"synthetic size={size} is not allowed; need an integer >= 16 pixels")
+    if not 0.0 < float(normal_fraction) < 1.0:
+        raise UserError(f"synthetic normal_fraction={normal_fraction} is not allowed; need a value in (0, 1)")
+
+
+def _image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
+    """Each image has its own stream, so an image does not depend on which others are generated."""
+    return np.random.default_rng([int(seed), CLASSES.index(cls), int(index), GENERATOR_VERSION])
+
+
+def _severity(rng: np.random.Generator, cls: str) -> float:
+    """Defect severity ~ U(0, 1): near 0 the defect is barely visible (subtle cases are part of the task)."""
+    return 0.0 if cls == "normal" else float(rng.random())
+
+
+def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights: dict[str, float] | None) -> dict:
+    return {
+        "generator": "benchmark.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "n": int(n),
+        "seed": int(seed),
+        "size": int(size),
+        "normal_fraction": float(normal_fraction),
+        "defect_weights": {c: float(w) for c, w in (defect_weights or REAL_DEFECT_COUNTS).items()},
+        "counts": class_counts(n, normal_fraction, defect_weights),
+        "format": "PNG, RGB, 8 bit",
+    }
+
+
+def _write_images(folder: Path, params: dict, progress: bool) -> None:
+    """Write every image under folder/<class>/ and the marker file last."""
+    jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
+    for cls in CLASSES:
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+    for cls, i in tqdm(jobs, desc="synthetic images", unit="img", file=sys.stderr, disable=not progress):
+        rng = _image_rng(params["seed"], cls, i)
+        array = render(rng, cls, params["size"], _severity(rng, cls))
+        Image.fromarray(array, "RGB").save(folder / cls / f"{cls}_{i}.png", format="PNG", compress_level=1)
+    (folder / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+def _is_synthetic(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Move a finished dataset into place; an older synthetic dataset there is replaced, other data never."""
+    try:
+        os.replace(tmp, target)
+        return
+    except OSError:
+        if not target.is_dir() or not (_is_synthetic(target) or not any(target.iterdir())):
+            raise
+    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    os.replace(target, trash / target.name)
+    os.replace(tmp, target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def generate(
+    out_dir: Path,
+    n: int = 1000,
+    seed: int = 0,
+    size: int = 64,
+    normal_fraction: float = 0.8,
+    defect_weights: dict[str, float] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write n images to out_dir/<class>/<class>_<i>.png plus SYNTHETIC.json, atomically; returns out_dir."""
+    out_dir = Path(out_dir)
+    params = _params(n, seed, size, normal_fraction, defect_weights)
+    if out_dir.exists() and not (out_dir.is_dir() and (_is_synthetic(out_dir) or not any(out_dir.iterdir()))):
+        raise UserError(f"--out {out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        _write_images(tmp, params, progress)
+        _install(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def cache_name(n: int, seed: int, size: int, normal_fraction: float = 0.8) -> str:
+    """Folder name of a cached synthetic dataset."""
+    return f"synthetic-n{int(n)}-s{int(seed)}-px{int(size)}-f{float(normal_fraction):g}"
+
+
+def ensure_synthetic(cache_root: Path, n: int, seed: int, size: int, normal_fraction: float = 0.8) -> Path:
+    """The cached dataset for these parameters, generated once; safe when two processes race for it."""
+    params = _params(n, seed, size, normal_fraction, None)
+    target = Path(cache_root) / cache_name(n, seed, size, normal_fraction)
+    if _read_marker(target) == params:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        _write_images(tmp, params, progress=n >= 2000)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if _read_marker(target) != params:
+                _install(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

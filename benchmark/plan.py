@@ -1,0 +1,138 @@
+"""Expand an experiment into its runs (method grid × backbone × repeat × fold × seed), each with a stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import methods
+from benchmark.errors import UserError
+from benchmark.schema import did_you_mean
+from benchmark.train import RunSpec
+
+# Keys that do not change what a run computes; they stay out of the run id.
+NON_SEMANTIC = {
+    "run": None,
+    "train": ("eval_batch_size", "threads", "channels_last", "compile"),
+    "data": ("root",),
+}
+
+
+def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
+    """Each entry is a name or {name, param: value | [grid values]}; returns (name, params) per grid point."""
+    out = []
+    for i, entry in enumerate(entries):
+        name, params = (entry, {}) if isinstance(entry, str) else (entry["name"], {k: v for k, v in entry.items() if k != "name"})
+        keys = list(params)
+        grids = [params[k] if isinstance(params[k], list) else [params[k]] for k in keys]
+        for values in itertools.product(*grids):
+            point = dict(zip(keys, values))
+            try:
+                methods.build(name, **point)
+            except UserError as exc:
+                raise UserError(f"{where}: methods[{i}]: {exc}") from None
+            defaults = {p: default for p, (_type, default) in methods.method_info(name)["params"].items()}
+            out.append((name, dict(sorted((defaults | point).items()))))
+    seen, unique = set(), []
+    for name, params in out:
+        key = (name, json.dumps(params, sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, params))
+    return unique
+
+
+def check_backbone(name: str, where: str, index: int) -> None:
+    if name.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(name[5:]):
+            close = did_you_mean(name[5:], timm.list_models())
+            raise UserError(f"{where}: backbones[{index}]: unknown timm architecture {name[5:]!r}{close}")
+        return
+    known = methods.list_backbones()
+    if name not in known:
+        raise UserError(
+            f"{where}: backbones[{index}]: unknown backbone {name!r}{did_you_mean(name, known)}; "
+            f"registered: {', '.join(known)} (or any timm architecture as timm:NAME)"
+        )
+
+
+def expand_backbones(entries: list, where: str, base: Path) -> list[tuple[str, str | None]]:
+    out = []
+    for i, entry in enumerate(entries):
+        name, weights = (entry, None) if isinstance(entry, str) else (entry["name"], entry.get("weights"))
+        check_backbone(name, where, i)
+        if weights is not None:
+            path = Path(weights).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                raise UserError(f"{where}: backbones[{i}].weights: file {path} does not exist")
+            weights = str(path.resolve())
+        out.append((name, weights))
+    return out
+
+
+def semantic_config(cfg: dict) -> dict:
+    """The part of the config that determines results (everything but paths, executor and speed knobs)."""
+    out = {}
+    for key, value in cfg.items():
+        if key.startswith("_") or key in ("methods", "backbones", "seeds", "name", "plugins") or NON_SEMANTIC.get(key, ()) is None:
+            continue
+        if isinstance(value, dict) and key in NON_SEMANTIC:
+            value = {k: v for k, v in value.items() if k not in NON_SEMANTIC[key]}
+        out[key] = value
+    return out
+
+
+def run_id_for(resolved: dict) -> str:
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def plan_runs(cfg: dict, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
+    """All runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
+    where = cfg["_file"]
+    method_points = expand_methods(cfg["methods"], where)
+    backbones = expand_backbones(cfg["backbones"], where, Path(cfg["_dir"]))
+    shared = semantic_config(cfg) | {"dataset_fingerprint": dataset_fingerprint}
+    runs = []
+    for (backbone, weights), (method, params), seed, (repeat, fold) in itertools.product(
+        backbones, method_points, cfg["seeds"], folds
+    ):
+        resolved = shared | {
+            "method": method,
+            "method_params": params,
+            "backbone": backbone,
+            "weights": None if weights is None else _file_digest(weights),
+            "seed": seed,
+            "repeat": repeat,
+            "fold": fold,
+        }
+        runs.append(RunSpec(run_id_for(resolved), cfg["name"], method, params, backbone, weights, repeat, fold, seed, resolved))
+    return runs
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def parse_only(terms: list[str]) -> dict[str, set[str]]:
+    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas)."""
+    allowed = ("method", "backbone", "fold", "repeat", "seed", "run_id")
+    filters: dict[str, set[str]] = {}
+    for term in terms:
+        key, _, value = term.partition("=")
+        if key not in allowed or not value:
+            raise UserError(f"--only {term!r}: expected KEY=VALUE with KEY one of {', '.join(allowed)}{did_you_mean(key, list(allowed))}")
+        filters.setdefault(key, set()).update(value.split(","))
+    return filters
+
+
+def select(runs: list[RunSpec], filters: dict[str, set[str]]) -> list[RunSpec]:
+    return [r for r in runs if all(str(getattr(r, key)) in values for key, values in filters.items())]

@@ -1,0 +1,135 @@
+"""The common evaluation protocol: folds computed once per experiment, shared by every run (paired)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+
+from benchmark.data.folders import FileList
+from benchmark.errors import UserError
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Indices into the dataset's file list for one (repeat, fold)."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    kind: str = "kfold"
+    folds: int = 5
+    repeats: int = 1
+    stratify: bool = True
+    group_by: str | None = None
+    val_fraction: float = 0.15
+    seed: int = 42
+
+
+def groups_from_names(files: FileList, pattern: str) -> np.ndarray:
+    """Group id per file: the first regex group matched in its file name (no match: the file is its own group)."""
+    regex = re.compile(pattern)
+    ids = []
+    for path, folder in zip(files.files, files.source_folders):
+        match = regex.search(path.name)
+        ids.append(f"{folder}/{match.group(1)}" if match and match.groups() else f"file:{path}")
+    return np.asarray(ids)
+
+
+def _outer_splitter(spec: ProtocolSpec, seed: int, grouped: bool):
+    if grouped:
+        if spec.stratify:
+            return StratifiedGroupKFold(n_splits=spec.folds, shuffle=True, random_state=seed)
+        return GroupKFold(n_splits=spec.folds, shuffle=True, random_state=seed)
+    if spec.stratify:
+        return StratifiedKFold(n_splits=spec.folds, shuffle=True, random_state=seed)
+    return KFold(n_splits=spec.folds, shuffle=True, random_state=seed)
+
+
+def _carve_val(idx: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, spec: ProtocolSpec, seed: int):
+    if groups is not None:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=spec.val_fraction, random_state=seed)
+        tr, va = next(splitter.split(idx, labels[idx], groups[idx]))
+        return idx[tr], idx[va]
+    stratify = labels[idx] if spec.stratify else None
+    tr, va = train_test_split(idx, test_size=spec.val_fraction, random_state=seed, stratify=stratify)
+    return np.sort(tr), np.sort(va)
+
+
+def make_folds(files: FileList, spec: ProtocolSpec) -> list[Fold]:
+    """All (repeat, fold) splits of the experiment; disjoint train/val/test within each fold."""
+    labels = files.labels
+    if spec.kind == "fixed":
+        if files.split is None:
+            raise UserError("protocol.kind 'fixed' needs data.layout: split (train/ validation/ test/ folders)")
+        split = np.asarray(files.split)
+        return [Fold(0, 0, *(np.flatnonzero(split == part) for part in ("train", "val", "test")))]
+    if spec.kind != "kfold":
+        raise UserError(f"protocol.kind {spec.kind!r} is not allowed; allowed: kfold, fixed")
+    counts = np.bincount(labels, minlength=len(files.class_names))
+    for name, count in zip(files.class_names, counts):
+        if spec.stratify and count < spec.folds:
+            raise UserError(
+                f"class {name!r} has {count} image(s), fewer than protocol.folds={spec.folds}; "
+                "lower protocol.folds or add images"
+            )
+    groups = groups_from_names(files, spec.group_by) if spec.group_by else None
+    folds = []
+    all_idx = np.arange(len(labels))
+    for repeat in range(spec.repeats):
+        seed = spec.seed + repeat
+        splitter = _outer_splitter(spec, seed, groups is not None)
+        for k, (train_val, test) in enumerate(splitter.split(all_idx, labels, groups)):
+            train, val = _carve_val(train_val, labels, groups, spec, seed * 1000 + k)
+            folds.append(Fold(repeat, k, np.sort(train), np.sort(val), np.sort(test)))
+    return folds
+
+
+def folds_fingerprint(files: FileList, folds: list[Fold]) -> str:
+    digest = hashlib.sha256()
+    names = files.relative()
+    for fold in folds:
+        for part in (fold.train, fold.val, fold.test):
+            digest.update(("|".join(names[i] for i in part) + "\n").encode())
+    return digest.hexdigest()[:16]
+
+
+def save_folds(path: Path, files: FileList, folds: list[Fold]) -> str:
+    """Write folds.json atomically (relative file names per part); return the folds fingerprint."""
+    names = files.relative()
+    fingerprint = folds_fingerprint(files, folds)
+    payload = {
+        "fingerprint": fingerprint,
+        "dataset_fingerprint": files.fingerprint(),
+        "folds": [
+            {
+                "repeat": f.repeat,
+                "fold": f.fold,
+                **{part: [names[i] for i in getattr(f, part)] for part in ("train", "val", "test")},
+            }
+            for f in folds
+        ],
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+    return fingerprint

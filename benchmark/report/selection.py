@@ -1,0 +1,82 @@
+"""Report rows: one per method setting, plus the fair 'selected' (and optional 'oracle') row of each grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from benchmark.report.columns import GROUP_KEYS, info
+
+BASELINE = "ce"
+
+
+@dataclass
+class Rows:
+    """All report rows (`row`, `kind` in setting/selected/oracle) and how they relate to methods."""
+
+    frame: pd.DataFrame
+    order: list[str]
+    fair: dict[str, str]
+    selections: pd.DataFrame
+
+    @property
+    def baseline(self) -> str | None:
+        return self.fair.get(BASELINE)
+
+    def fair_frame(self) -> pd.DataFrame:
+        """Rows that enter figures and statistics: each method's single setting or its selected row."""
+        return self.frame[self.frame["row"].isin(list(self.fair.values()))]
+
+    def kind_of(self, row: str) -> str:
+        return str(self.frame.loc[self.frame["row"] == row, "kind"].iloc[0])
+
+
+def _method_order(results: pd.DataFrame) -> list[str]:
+    methods = list(dict.fromkeys(results["method"]))
+    return sorted(methods, key=lambda m: (m != BASELINE, methods.index(m)))
+
+
+def _setting_order(rows: pd.DataFrame) -> list[str]:
+    """Settings of one method, ordered by their parameter values."""
+    params = [c for c in rows if c.startswith("param_") and rows[c].notna().any()]
+    ordered = rows.drop_duplicates("method_label")
+    if params:
+        ordered = ordered.sort_values(params, kind="stable", na_position="first")
+    return list(ordered["method_label"])
+
+
+def choose(rows: pd.DataFrame, score: str, order: list[str]) -> pd.DataFrame:
+    """Per (backbone, fold, repeat, seed), the done row with the best `score`; ties go to the earlier setting."""
+    higher = info(score).higher_is_better
+    done = rows[(rows["status"] == "done") & rows[score].notna()].copy()
+    done["_rank"] = done["method_label"].map({label: i for i, label in enumerate(order)})
+    done = done.sort_values([score, "_rank"], ascending=[not higher, True], kind="stable")
+    return done.groupby(GROUP_KEYS, sort=False, dropna=False).head(1).drop(columns="_rank")
+
+
+def build_rows(results: pd.DataFrame, select_by: str = "val_f1", oracle: bool = False) -> Rows:
+    """Expand the results into report rows; `oracle` adds the choice by the matching test score."""
+    parts, order, fair, picks = [], [], {}, []
+    test_score = "test_" + select_by.split("_", 1)[1]
+    for method in _method_order(results):
+        rows = results[results["method"] == method]
+        settings = _setting_order(rows)
+        parts.append(rows.assign(row=rows["method_label"], kind="setting"))
+        order += settings
+        fair[method] = settings[0]
+        if len(settings) < 2:
+            continue
+        for kind, score in [("selected", select_by)] + ([("oracle", test_score)] if oracle else []):
+            label = f"{method} ({kind})"
+            chosen = choose(rows, score, settings)
+            parts.append(chosen.assign(row=label, kind=kind))
+            picked = chosen[["method", *GROUP_KEYS, "method_label", score]].rename(columns={score: "score"})
+            picks.append(picked.assign(kind=kind, by=score))
+            order.append(label)
+        fair[method] = f"{method} (selected)"
+    frame = pd.concat(parts, ignore_index=True)
+    columns = ["kind", "by", "method", *GROUP_KEYS, "method_label", "score"]
+    selections = pd.concat(picks, ignore_index=True)[columns] if picks else pd.DataFrame(columns=columns)
+    selections = selections.sort_values(columns[:7], kind="stable").reset_index(drop=True)
+    return Rows(frame, order, fair, selections)

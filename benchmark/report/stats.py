@@ -1,0 +1,123 @@
+"""Significance tests: each method's fair row against the baseline, and Friedman + Nemenyi across all methods."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scikit_posthocs as sp
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from benchmark.report.columns import GROUP_KEYS, PAIR_KEYS, info
+from benchmark.report.selection import Rows
+
+CONFIDENCE = 0.95
+
+
+def corrected_ttest(diff: np.ndarray, test_train_ratio: float) -> tuple[float, float, float, float]:
+    """Nadeau–Bengio corrected resampled t-test: (t, p two-sided, CI low, CI high) of the mean difference."""
+    j = len(diff)
+    if j < 2 or not np.isfinite(test_train_ratio):
+        return (np.nan,) * 4
+    mean = float(np.mean(diff))
+    se = np.sqrt((1.0 / j + test_train_ratio) * np.var(diff, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = mean / se
+    p = float(2 * stats.t.sf(abs(t), df=j - 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=j - 1) * se
+    return float(t), p, mean - half, mean + half
+
+
+def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
+    if len(diff) < 1 or np.all(diff == 0):
+        return np.nan, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.wilcoxon(diff)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _holm(p: pd.Series) -> pd.Series:
+    out = pd.Series(np.nan, index=p.index)
+    ok = p.notna()
+    if ok.any():
+        out[ok] = multipletests(p[ok].to_numpy(), method="holm")[1]
+    return out
+
+
+def pairs(rows: Rows, metric: str, backbone: str, row: str) -> pd.DataFrame:
+    """Done runs of `row` and of the baseline on the same (fold, repeat, seed) of one backbone."""
+    fair = rows.fair_frame()
+    done = fair[(fair["status"] == "done") & (fair["backbone"] == backbone) & fair[metric].notna()]
+    extra = [c for c in ("n_train", "n_test") if c in done]
+    left = done[done["row"] == row][PAIR_KEYS + [metric] + extra]
+    right = done[done["row"] == rows.baseline][PAIR_KEYS + [metric]]
+    merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
+    return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
+
+
+def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFrame:
+    """Per metric, backbone and method: mean difference to the baseline, corrected t-test, Wilcoxon, Holm."""
+    records = []
+    if rows.baseline is None:
+        return pd.DataFrame()
+    others = [r for r in rows.fair.values() if r != rows.baseline]
+    for metric in metrics:
+        for backbone in backbones:
+            for row in others:
+                paired = pairs(rows, metric, backbone, row)
+                diff = paired["diff"].to_numpy(dtype=np.float64)
+                ratio = float((paired["n_test"] / paired["n_train"]).mean()) if "n_train" in paired else np.nan
+                t, p_t, low, high = corrected_ttest(diff, ratio)
+                w, p_w = _wilcoxon(diff)
+                records.append({
+                    "metric": metric, "backbone": backbone, "method": row, "baseline": rows.baseline,
+                    "n_pairs": len(diff), "mean": paired[metric].mean(), "mean_baseline": paired[f"{metric}_baseline"].mean(),
+                    "mean_diff": diff.mean() if len(diff) else np.nan, "ci_low": low, "ci_high": high,
+                    "test_train_ratio": ratio, "t": t, "p_t": p_t, "wilcoxon_w": w, "p_wilcoxon": p_w,
+                })
+    table = pd.DataFrame(records)
+    if table.empty:
+        return table
+    groups = table.groupby(["metric", "backbone"], sort=False)
+    table["p_t_holm"] = groups["p_t"].transform(_holm)
+    table["p_wilcoxon_holm"] = groups["p_wilcoxon"].transform(_holm)
+    return table
+
+
+@dataclass
+class Friedman:
+    """Friedman test over complete blocks (backbone x fold x repeat x seed) and the Nemenyi post-hoc."""
+
+    metric: str
+    statistic: float
+    p: float
+    n_blocks: int
+    ranks: pd.Series
+    nemenyi: pd.DataFrame
+
+
+def block_matrix(rows: Rows, metric: str) -> pd.DataFrame:
+    """Blocks x fair rows of `metric`, complete blocks only."""
+    fair = rows.fair_frame()
+    done = fair[fair["status"] == "done"]
+    matrix = done.pivot_table(index=GROUP_KEYS, columns="row", values=metric, aggfunc="mean")
+    order = [r for r in rows.fair.values() if r in matrix.columns]
+    return matrix[order].dropna()
+
+
+def friedman(rows: Rows, metric: str) -> Friedman | None:
+    """None when fewer than 3 methods or 2 complete blocks."""
+    matrix = block_matrix(rows, metric)
+    if matrix.shape[1] < 3 or matrix.shape[0] < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.friedmanchisquare(*matrix.to_numpy().T)
+        nemenyi = sp.posthoc_nemenyi_friedman(matrix.to_numpy())
+    nemenyi.index = nemenyi.columns = matrix.columns
+    ranks = matrix.rank(axis=1, ascending=not info(metric).higher_is_better).mean()
+    return Friedman(metric, float(result.statistic), float(result.pvalue), matrix.shape[0], ranks, nemenyi)

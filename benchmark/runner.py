@@ -1,0 +1,191 @@
+"""Run a sweep: prepare data and folds once, skip finished runs, train the rest, record each atomically."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+import methods
+from benchmark.config import public
+from benchmark.dataset import Prepared, prepare
+from benchmark.plan import plan_runs, select
+from benchmark.protocol import save_folds
+from benchmark.store import Store, atomic_write_csv, atomic_write_text
+from benchmark.train import RunFailed, RunSpec, resolve_device, train_run
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Sweep:
+    cfg: dict
+    store: Store
+    prepared: Prepared
+    runs: list[RunSpec]
+
+    def status_of(self, run: RunSpec) -> str:
+        record = self.store.read_record(run.run_id)
+        if record is None:
+            return "pending"
+        return record.get("status", "pending")
+
+
+def git_provenance() -> tuple[str, bool]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10)
+        return (commit.stdout.strip() or "unknown"), bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def versions() -> dict:
+    import numpy
+    import sklearn
+    import timm
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
+    """Load plugins, prepare the data and folds, save the resolved config and folds, plan all runs."""
+    methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    store = Store(cfg["run"]["output"])
+    prepared = prepare(cfg, decode_images=decode_images)
+    runs = plan_runs(cfg, prepared.scan_fingerprint, [(f.repeat, f.fold) for f in prepared.folds])
+    return Sweep(cfg, store, prepared, runs)
+
+
+def write_experiment_files(sweep: Sweep) -> None:
+    sweep.store.ensure_writable()
+    atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
+    save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
+
+
+def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
+    commit, dirty = git_provenance()
+    params = run.method_params
+    label = run.method if not params else f"{run.method}({', '.join(f'{k}={v}' for k, v in params.items())})"
+    record = {
+        "experiment": run.experiment,
+        "run_id": run.run_id,
+        "method": run.method,
+        "method_params": json.dumps(params, sort_keys=True),
+        "method_label": label,
+        **{f"param_{k}": v for k, v in params.items()},
+        "backbone": run.backbone,
+        "fold": run.fold,
+        "repeat": run.repeat,
+        "seed": run.seed,
+        "task_classes": json.dumps(sweep.prepared.class_names),
+        "positive": sweep.prepared.class_names[sweep.prepared.positive],
+        "status": status,
+        "error": error,
+    }
+    if result is not None:
+        record.update({f"test_{k}": v for k, v in result.test.items()})
+        record.update({f"val_{k}": v for k, v in result.val.items() if k != "confusion"})
+        record.update(selected_epoch=result.selected_epoch, epochs_run=result.epochs_run,
+                      n_train=result.n_train, n_val=result.n_val, n_test=result.n_test)
+    record.update(
+        config_hash=run.run_id,
+        dataset_fingerprint=sweep.prepared.dataset_fingerprint,
+        folds_fingerprint=sweep.prepared.folds_fingerprint,
+        git_commit=commit,
+        git_dirty=dirty,
+        versions=json.dumps(versions()),
+        device=device,
+        wall_time_s=round(wall, 3),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return record
+
+
+def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> dict:
+    """Train one run and write its record (done or failed). The caller holds the run's lease."""
+    run_dir = sweep.store.run_dir(run.run_id)
+    tick = time.perf_counter()
+    try:
+        result = train_run(run, sweep.cfg, sweep.prepared, run_dir, device,
+                           heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
+    except (RunFailed, RuntimeError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        record = make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device))
+        sweep.store.write_record(record)
+        return record
+    history = result.history.assign(
+        run_id=run.run_id, experiment=run.experiment, method=run.method,
+        backbone=run.backbone, fold=run.fold, repeat=run.repeat, seed=run.seed,
+    )
+    record = make_record(sweep, run, "done", "", result, time.perf_counter() - tick, str(device))
+    history.insert(0, "method_label", record["method_label"])
+    atomic_write_csv(run_dir / "epochs.csv", history)
+    sweep.store.write_record(record)
+    (run_dir / "last.pt").unlink(missing_ok=True)
+    return record
+
+
+def pending_runs(sweep: Sweep, retry_failed: bool) -> list[RunSpec]:
+    wanted = {"pending", "failed"} if retry_failed else {"pending"}
+    return [r for r in sweep.runs if sweep.status_of(r) in wanted]
+
+
+def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True) -> dict:
+    """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume."""
+    wall = time.perf_counter()
+    sweep = open_sweep(cfg)
+    write_experiment_files(sweep)
+    runs = select(sweep.runs, only or {})
+    todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
+    device = resolve_device(cfg["run"]["device"])
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on {device}",
+          file=sys.stderr)
+    counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
+    if cfg["run"]["executor"] == "ray":
+        from benchmark.executors.ray_executor import run_on_ray
+
+        counts |= run_on_ray(sweep, todo)
+    else:
+        bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
+        for run in bar:
+            bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}")
+            if sweep.status_of(run) not in ({"pending", "failed"} if retry_failed else {"pending"}):
+                continue
+            if not sweep.store.acquire(run.run_id):
+                counts["busy"] += 1
+                continue
+            try:
+                record = execute_run(sweep, run, device, show_progress)
+            finally:
+                sweep.store.release(run.run_id)
+            counts[record["status"]] += 1
+            sweep.store.rebuild_tables()
+    sweep.store.rebuild_tables()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts["wall_time_s"] = time.perf_counter() - wall
+    counts["peak_rss_mib"] = peak_mib
+    return counts

@@ -1,0 +1,29 @@
+"""The base class every compared method derives from, and the range check methods use."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from benchmark.errors import UserError
+
+
+class Method(nn.Module):
+    """A compared method: a training objective on logits that may also change the model.
+
+    Subclasses implement `forward(logits [N, K] float, targets [N] long) -> scalar` (the batch mean) and may
+    override `wrap_model` to replace or extend the backbone (e.g. `bilinear`). A method is an `nn.Module` so that
+    it moves with `.to(device)` and may hold buffers; the built-in objectives hold no parameters.
+    """
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward(logits, targets)")
+
+    def wrap_model(self, model: nn.Module, num_classes: int) -> nn.Module:
+        """Return the model this method trains; the backbone unchanged unless a method overrides it."""
+        return model
+
+
+def require(condition: bool, method: str, message: str) -> None:
+    """Raise a `UserError` "method '<method>': <message>" unless `condition` holds (NaN fails every comparison)."""
+    if not condition:
+        raise UserError(f"method '{method}': {message}")

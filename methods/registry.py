@@ -1,0 +1,205 @@
+"""The method registry: `register_method`, `build`, `list_methods`, `method_info` and generic parameter checking.
+
+A method's hyper-parameters are the keyword arguments of its class's `__init__`: each must have a type annotation
+and a default. Supported annotations: `float`, `int`, `bool`, `str`, `Literal[...]` and unions of these with `None`
+(e.g. `float | None`). `build` checks the types generically (ints are accepted for floats, nothing is converted
+from strings, floats must be finite); each method checks its own value ranges in `__init__`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import math
+import numbers
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from benchmark.errors import UserError
+from methods.base import Method
+
+_SCALARS = (float, int, bool, str, type(None))
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyper-parameter: its name, its annotation (already resolved) and its default."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+    @property
+    def options(self) -> tuple:
+        """The alternatives of the annotation: types, or literal values wrapped in a 1-tuple."""
+        return _alternatives(self.annotation)
+
+    @property
+    def type_name(self) -> str:
+        names = []
+        for option in self.options:
+            if isinstance(option, tuple):
+                names.append(repr(option[0]))
+            else:
+                names.append("None" if option is type(None) else option.__name__)
+        return " | ".join(names)
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.type_name} = {self.default!r}"
+
+    def coerce(self, value: Any) -> Any:
+        """Return `value` as this parameter's type (int → float), or raise `TypeError` if it is not one."""
+        for option in self.options:
+            if isinstance(option, tuple):
+                if type(value) is type(option[0]) and value == option[0]:
+                    return value
+            elif option is type(None):
+                if value is None:
+                    return None
+            elif option is bool:
+                if isinstance(value, bool):
+                    return value
+            elif option is int:
+                if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                    return int(value)
+            elif option is float:
+                if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+                    return float(value)
+            elif option is str and isinstance(value, str):
+                return value
+        raise TypeError(f"parameter '{self.name}' must be {self.type_name}, got {type(value).__name__} {value!r}")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its class, its parameters (in signature order), description and citation."""
+
+    name: str
+    cls: type
+    params: tuple[Param, ...]
+    description: str
+    citation: str
+
+    def allowed(self) -> str:
+        return ", ".join(p.describe() for p in self.params) or "none"
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def _alternatives(annotation: Any) -> tuple:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return tuple(option for arg in typing.get_args(annotation) for option in _alternatives(arg))
+    if origin is Literal:
+        return tuple((value,) for value in typing.get_args(annotation))
+    if annotation is None:
+        return (type(None),)
+    if annotation in _SCALARS:
+        return (annotation,)
+    raise TypeError(f"unsupported parameter annotation {annotation!r}; use float, int, bool, str, Literal or None")
+
+
+def _params_of(cls: type) -> tuple[Param, ...]:
+    hints = typing.get_type_hints(cls.__init__)
+    params = []
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        where = f"{cls.__qualname__}.__init__ parameter '{p.name}'"
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            raise TypeError(f"{where}: *args/**kwargs are not allowed, hyper-parameters are named")
+        if p.name not in hints or p.default is p.empty:
+            raise TypeError(f"{where} needs a type annotation and a default")
+        param = Param(p.name, hints[p.name], p.default)
+        param.coerce(p.default)
+        params.append(param)
+    return tuple(params)
+
+
+def register_method(name: str):
+    """Class decorator: register a `Method` subclass under `name`; returns the class unchanged.
+
+    The class docstring's first line is the description, the class attribute `citation` (str) the reference.
+    Raises `ValueError` if `name` is taken, `TypeError` if the class breaks these rules.
+    """
+
+    def decorator(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) must decorate a subclass of methods.Method, got {cls!r}")
+        if not isinstance(getattr(cls, "citation", None), str):
+            raise TypeError(f"method class {cls.__qualname__} needs a class attribute `citation: str`")
+        if not (cls.__doc__ or "").strip():
+            raise TypeError(f"method class {cls.__qualname__} needs a docstring (its first line is the description)")
+        if name in _METHODS:
+            other = _METHODS[name].cls
+            raise ValueError(f"method '{name}' is already registered by {other.__module__}.{other.__qualname__}")
+        description = cls.__doc__.strip().splitlines()[0].strip()
+        _METHODS[name] = MethodSpec(name, cls, _params_of(cls), description, cls.citation)
+        return cls
+
+    return decorator
+
+
+def _spec(name: str) -> MethodSpec:
+    if name not in _METHODS:
+        close = difflib.get_close_matches(str(name), list(_METHODS), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(_METHODS))}"
+        raise UserError(f"unknown method '{name}'; {hint}")
+    return _METHODS[name]
+
+
+def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """All parameters of method `name`, defaults filled in, type-checked (ints become floats where a float is due)."""
+    spec = _spec(name)
+    given = dict(params or {})
+    known = {p.name for p in spec.params}
+    unknown = [key for key in given if key not in known]
+    if unknown:
+        raise UserError(f"method '{name}' has no parameter '{unknown[0]}'; allowed: {spec.allowed()}")
+    resolved = {}
+    for p in spec.params:
+        try:
+            resolved[p.name] = p.coerce(given[p.name]) if p.name in given else p.default
+        except TypeError as exc:
+            raise UserError(f"method '{name}': {exc}; allowed: {spec.allowed()}") from None
+    return resolved
+
+
+def build(name: str, /, **params: Any) -> Method:
+    """An instance of method `name` with `params`; unknown name, parameter, type or range → `UserError`.
+
+    The instance's `hparams` attribute holds all its parameters, defaults included.
+    """
+    resolved = resolve_params(name, params)
+    method = _spec(name).cls(**resolved)
+    method.hparams = resolved
+    return method
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered methods matching the fnmatch `pattern`."""
+    return sorted(n for n in _METHODS if fnmatch.fnmatchcase(n, pattern))
+
+
+def method_info(name: str) -> dict[str, Any]:
+    """`{name, params: {pname: (type_name, default)}, description, citation}` of a registered method."""
+    spec = _spec(name)
+    return {
+        "name": spec.name,
+        "params": {p.name: (p.type_name, p.default) for p in spec.params},
+        "description": spec.description,
+        "citation": spec.citation,
+    }
+
+
+def snapshot() -> dict[str, MethodSpec]:
+    """A copy of the registry (to roll back a plugin that fails half-way)."""
+    return dict(_METHODS)
+
+
+def restore(saved: dict[str, MethodSpec]) -> None:
+    _METHODS.clear()
+    _METHODS.update(saved)
