@@ -54,6 +54,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, positive: int)
     else:
         auroc = float("nan")
     onehot = np.eye(k)[labels]
+    clipped = np.clip(probs, 1e-15, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
     return {
         "accuracy": float(accuracy_score(labels, pred)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
@@ -62,7 +64,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, positive: int)
         "f1": float(f1_score(labels, pred, labels=[positive], average="macro", zero_division=0)),
         "macro_f1": float(f1_score(labels, pred, labels=classes, average="macro", zero_division=0)),
         "auroc": auroc,
-        "nll": float(log_loss(labels, np.clip(probs, 1e-15, 1.0), labels=classes)),
+        "nll": float(log_loss(labels, clipped, labels=classes)),
         "ece": expected_calibration_error(probs, labels),
         "brier": float(((probs - onehot) ** 2).sum(axis=1).mean()),
         "entropy": predictive_entropy(probs),

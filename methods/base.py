@@ -15,6 +15,9 @@ class Method(nn.Module):
     it moves with `.to(device)` and may hold buffers; the built-in objectives hold no parameters.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward(logits, targets)")
 

@@ -50,5 +50,6 @@ def write_config(path: Path, data_root: Path | str, **sections) -> Path:
             cfg[key] = {**cfg[key], **value}
         else:
             cfg[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -108,7 +108,7 @@ def summarize(table: pd.DataFrame, class_names: list[str], skipped: list[tuple[s
         )
     readable_counts = [c["readable"] for c in classes]
     bad = table[~table["readable"]]
-    unreadable = [{"file": f, "class": c, "reason": r} for f, c, r in zip(bad["file"], bad["class"], bad["error"])]
+    unreadable = [{"file": f, "class": c, "reason": r} for f, c, r in zip(bad["file"], bad["class"], bad["error"], strict=True)]
     unreadable += [{"file": f, "class": None, "reason": r} for f, r in skipped]
     return {
         "n_files": int(len(table)) + len(skipped),

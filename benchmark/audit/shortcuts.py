@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 from tqdm import tqdm
 
 from benchmark.audit.inventory import COLOUR
@@ -27,6 +27,7 @@ class FeatureSet:
     kind: str  # "metadata" (properties of the files) or "input" (statistics of what the model sees)
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    combines: tuple[str, ...] = ()  # the single sets this one is the union of (findings report those first)
 
 
 FEATURE_SETS = (
@@ -35,12 +36,12 @@ FEATURE_SETS = (
     FeatureSet("colour", "mean colour and contrast", "metadata", numeric=tuple(COLOUR)),
     FeatureSet(
         "metadata", "all metadata (format, mode, size, colour)", "metadata",
-        numeric=("width", "height", "aspect", *COLOUR), categorical=("format", "mode"),
+        numeric=("width", "height", "aspect", *COLOUR), categorical=("format", "mode"), combines=("format", "size", "colour"),
     ),
     FeatureSet("input_sharpness", "sharpness of the model's input (variance of the Laplacian)", "input", numeric=("input_sharpness",)),
     FeatureSet(
         "input", "model's input: sharpness, mean colour, contrast", "input",
-        numeric=("input_sharpness", *(f"input_{c}" for c in COLOUR)),
+        numeric=("input_sharpness", *(f"input_{c}" for c in COLOUR)), combines=("input_sharpness",),
     ),
 )
 
@@ -85,6 +86,16 @@ def _scores(y: np.ndarray, pred: np.ndarray, k: int, positive: int | None) -> di
     return {key: float(value) for key, value in out.items()}
 
 
+def one_vs_rest(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """Per class c: balanced accuracy of the prediction read as "c or not c" (NaN where c is absent from y)."""
+    cm = confusion_matrix(y, pred, labels=list(range(k))).astype(np.float64)
+    total, rows, cols, hits = cm.sum(), cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = hits / rows
+        tnr = (total - rows - cols + hits) / (total - rows)
+    return (tpr + tnr) / 2
+
+
 def _mean(per_fold: list[dict[str, float]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in per_fold[0]:
@@ -92,6 +103,16 @@ def _mean(per_fold: list[dict[str, float]]) -> dict[str, float]:
         out[key] = float(values.mean())
         out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return out
+
+
+def _set_result(feature_set: FeatureSet, per_fold: list[dict[str, float]], ovr: list[np.ndarray], names: list[str]) -> dict:
+    row = {"key": feature_set.key, "title": feature_set.title, "kind": feature_set.kind, **_mean(per_fold)}
+    if len(names) > 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            means = np.nanmean(np.vstack(ovr), axis=0)
+        row["one_vs_rest_balanced_accuracy"] = {n: (None if np.isnan(m) else float(m)) for n, m in zip(names, means, strict=True)}
+    return row
 
 
 def evaluate_task(
@@ -120,14 +141,16 @@ def evaluate_task(
     result["majority"] = _mean(baseline)
     for feature_set in FEATURE_SETS:
         x = matrix(sub, feature_set)
-        per_fold = []
+        per_fold, ovr = [], []
         for seen, test in parts:
             model = RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=1)
             model.fit(x[seen], task.labels[seen])
-            per_fold.append(_scores(task.labels[test], model.predict(x[test]), k, task.positive))
+            pred = model.predict(x[test])
+            per_fold.append(_scores(task.labels[test], pred, k, task.positive))
+            ovr.append(one_vs_rest(task.labels[test], pred, k))
             if bar is not None:
                 bar.update()
-        result["sets"].append({"key": feature_set.key, "title": feature_set.title, "kind": feature_set.kind, **_mean(per_fold)})
+        result["sets"].append(_set_result(feature_set, per_fold, ovr, task.class_names))
     return result
 
 
@@ -139,7 +162,7 @@ def tasks_for(table: pd.DataFrame, class_names: list[str], positive: str | None)
     pos = None
     if k == 2:
         pos = class_names.index(positive) if positive in class_names else 1
-    title = " vs ".join(class_names) if k <= 4 else f"{k} classes"
+    title = " vs ".join(class_names) if k == 2 else f"the class among {k} ({', '.join(class_names)})"
     tasks = [Task("task", title, rows, ok["label"].to_numpy(), list(class_names), pos)]
     for name in class_names:
         part = ok[ok["class"] == name]
@@ -148,7 +171,7 @@ def tasks_for(table: pd.DataFrame, class_names: list[str], positive: str | None)
             continue
         labels = part["source"].map({f: i for i, f in enumerate(folders)}).to_numpy()
         sub_pos = int(np.argmin(np.bincount(labels))) if len(folders) == 2 else None
-        tasks.append(Task(f"within:{name}", f"the folders of {name!r} ({', '.join(folders)})", part.index.to_numpy(), labels, folders, sub_pos))
+        tasks.append(Task(f"within:{name}", f"the folder among the {len(folders)} merged into {name!r} ({', '.join(folders)})", part.index.to_numpy(), labels, folders, sub_pos))
     return tasks
 
 

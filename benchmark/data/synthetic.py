@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 from tqdm import tqdm
 
 from benchmark.errors import UserError
@@ -40,8 +40,9 @@ _BOARDS = np.array(
      (40, 40, 42), (22, 26, 24), (70, 58, 40)],
     dtype=np.float32,
 )
-_BOARD_P = np.array([0.22, 0.14, 0.12, 0.1, 0.06, 0.08, 0.06, 0.1, 0.06, 0.06])
+_BOARD_CUM = np.cumsum([0.22, 0.14, 0.12, 0.1, 0.06, 0.08, 0.06, 0.1, 0.06, 0.06])
 _PADS = np.array([(170, 170, 165), (196, 160, 80), (178, 112, 76)], dtype=np.float32)
+_PAD_CUM = np.cumsum([0.6, 0.25, 0.15])
 _CHIP_BODIES = np.array([(30, 30, 32), (42, 38, 36), (176, 140, 104), (150, 112, 80), (196, 180, 160)],
                         dtype=np.float32)
 _IC_BODIES = np.array([(30, 30, 32), (46, 46, 50), (60, 52, 46)], dtype=np.float32)
@@ -49,35 +50,68 @@ _SLOPE_TINTS = np.array([(236, 160, 176), (150, 190, 236), (172, 172, 176), (220
                         dtype=np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+class _Draws:
+    """The scalar random numbers of one image, taken from one NumPy call (per-call overhead dominates here)."""
+
+    def __init__(self, rng: np.random.Generator, n: int = 96):
+        self._values = rng.random(n).tolist()
+        self._next = 0
+
+    def __call__(self, lo: float = 0.0, hi: float = 1.0) -> float:
+        """One draw from U(lo, hi)."""
+        value = self._values[self._next]
+        self._next += 1
+        return lo + (hi - lo) * value
+
+    def sign(self) -> float:
+        return 1.0 if self() < 0.5 else -1.0
+
+    def index(self, n: int) -> int:
+        return min(int(self() * n), n - 1)
+
+    def weighted(self, cumulative: np.ndarray) -> int:
+        return min(int(np.searchsorted(cumulative, self() * cumulative[-1], side="right")), len(cumulative) - 1)
+
+    def colour(self, spread: float) -> np.ndarray:
+        """Per-channel factors in [1 - spread, 1]."""
+        return np.array([1.0 - spread * self() for _ in range(3)], dtype=np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] (np.clip's Python wrapper costs more than the arithmetic on these small arrays)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
+def _smooth_noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.ndarray:
     """Zero-mean smooth noise field (std about 1): a small random grid upsampled bicubically."""
     grid = rng.standard_normal((cells, cells), dtype=np.float32)
-    return np.asarray(Image.fromarray(grid, "F").resize((size, size), Image.Resampling.BICUBIC))
+    return np.asarray(Image.fromarray(grid, "F").resize((width, height), Image.Resampling.BICUBIC))
 
 
 def _band(x: np.ndarray, lo: float, hi: float, px: float) -> np.ndarray:
     """Anti-aliased indicator of lo <= x <= hi (px: one pixel in the units of x)."""
-    return np.clip(np.minimum(x - lo, hi - x) / px + 0.5, 0.0, 1.0)
+    return _unit(np.minimum(x - lo, hi - x) * (1.0 / px) + 0.5)
 
 
 def _rect(u: np.ndarray, v: np.ndarray, u0: float, u1: float, half: float, px: float) -> np.ndarray:
     """Anti-aliased rectangle u0 <= u <= u1, |v| <= half."""
-    return np.clip(np.minimum(np.minimum(u - u0, u1 - u), half - np.abs(v)) / px + 0.5, 0.0, 1.0)
+    return _unit(np.minimum(np.minimum(u - u0, u1 - u), half - np.abs(v)) * (1.0 / px) + 0.5)
 
 
 def _rotate(u: np.ndarray, v: np.ndarray, angle: float, du: float, dv: float, pivot_u: float):
     """Coordinates in a frame rotated by `angle` about (pivot_u, 0) and moved by (du, dv)."""
     c, s = math.cos(angle), math.sin(angle)
-    uu, vv = u - pivot_u - du, v - dv
+    uu, vv = u - (pivot_u + du), v - dv
     return c * uu + s * vv + pivot_u, c * vv - s * uu
 
 
-def _fillet(u: np.ndarray, v: np.ndarray, length: float, gamma: float, w_tip: float, w_toe: float, wet: float):
-    """Unit-height meniscus fillet from a termination tip at u=0 down to the pad toe at u=length."""
-    t = np.clip(u * (1.0 / length), 0.0, 1.0)
-    half = w_tip + (w_toe - w_tip) * t
-    lateral = np.sqrt(np.clip(1.0 - (v / half) ** 4, 0.0, 1.0))
-    return (1.0 - t) ** gamma * lateral * (u > -wet)
+def _fillet(u: np.ndarray, v: np.ndarray, length: float, gamma: float, w_tip: float, w_toe: float) -> np.ndarray:
+    """Unit-height meniscus fillet from a termination tip at u=0 down to the pad toe at u=length (flat for u < 0)."""
+    t = _unit(u * (1.0 / length))
+    q = v / (w_tip + (w_toe - w_tip) * t)
+    q *= q
+    lateral = np.sqrt(np.maximum(1.0 - q * q, 0.0))
+    return (1.0 - t) ** gamma * lateral
 
 
 def _slopes(f: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -90,42 +124,47 @@ def _slopes(f: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
     return gx * (0.5 / px), gy * (0.5 / px)
 
 
-def _solder(rng: np.random.Generator, cls: str, sev: float, size: int):
-    """Scene geometry: anti-aliased layer masks and the solder height field, in image pixels."""
-    ic = rng.random() < 0.4
-    angle = rng.integers(4) * (math.pi / 2) + rng.normal(0.0, 0.08)
-    scale = rng.uniform(1.0, 1.7)
-    axis = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
-    gx, gy = np.meshgrid(axis, axis)
+def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
+    """Scene geometry on a width x height pixel grid: anti-aliased layer masks and the solder height field.
+
+    Scene units: the tip of the centre termination is at u=0, its pad runs along +u, joints repeat along v.
+    """
+    height, width = tex.shape
+    ic = d() < 0.4
+    angle = d.index(4) * (math.pi / 2) + d(-0.14, 0.14)
+    scale = d(1.0, 1.7)
+    ax = (np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width) - 1.0
+    ay = (np.arange(height, dtype=np.float32) + 0.5) * (2.0 / height) - 1.0
+    gx, gy = np.meshgrid(ax, ay)
     ca, sa = math.cos(angle) / scale, math.sin(angle) / scale
-    flip = 1.0 if rng.random() < 0.5 else -1.0
-    u = ca * gx + sa * gy + rng.uniform(0.0, 0.35)
-    v = (ca * gy - sa * gx) * flip + rng.uniform(-0.15, 0.15)
-    px = 2.0 / (size * scale)
+    flip = d.sign()
+    u = ca * gx + sa * gy + d(0.0, 0.35)
+    v = (ca * gy - sa * gx) * flip + d(-0.15, 0.15)
+    px = 2.0 / (min(width, height) * scale)
 
-    # the row of joints along v: the centre one (index 0) carries the defect, its neighbours are normal
     if ic:
-        pitch = rng.uniform(0.5, 0.75)
-        pad_half = pitch * rng.uniform(0.24, 0.32)
-        term_half = pad_half * rng.uniform(0.5, 0.7)
-        height = rng.uniform(0.14, 0.24)
+        pitch = d(0.5, 0.75)
+        pad_half = pitch * d(0.24, 0.32)
+        term_half = pad_half * d(0.5, 0.7)
+        top = d(0.14, 0.24)
     else:
-        pitch = rng.uniform(1.0, 1.4)
-        pad_half = pitch * rng.uniform(0.28, 0.36)
-        term_half = pad_half * rng.uniform(0.8, 0.95)
-        height = rng.uniform(0.22, 0.34)
-    term_len = rng.uniform(0.25, 0.4)
-    pad_u0, pad_u1 = -term_len - rng.uniform(0.0, 0.15), rng.uniform(0.45, 0.7)
-    length = pad_u1 * rng.uniform(0.88, 1.02)
-    gamma = rng.uniform(1.4, 2.6)
-    wet = rng.uniform(0.02, 0.08)
-    w_toe = max(pad_half * rng.uniform(0.92, 1.0), term_half)
+        pitch = d(1.0, 1.4)
+        pad_half = pitch * d(0.28, 0.36)
+        term_half = pad_half * d(0.8, 0.95)
+        top = d(0.22, 0.34)
+    term_len = d(0.25, 0.4)
+    pad_u0, pad_u1 = -term_len - d(0.0, 0.15), d(0.45, 0.7)
+    length = pad_u1 * d(0.88, 1.02)
+    gamma = d(1.4, 2.6)
+    wet = d(0.02, 0.08)
+    w_toe = max(pad_half * d(0.92, 1.0), term_half)
 
+    # the centre component's own frame: moved off its pads for shifted_component
     c_angle, c_du, c_dv = 0.0, 0.0, 0.0
     if cls == "shifted_component":
-        c_dv = rng.choice([-1.0, 1.0]) * sev * pad_half * rng.uniform(0.7, 1.3)
-        c_angle = rng.choice([-1.0, 1.0]) * sev * rng.uniform(0.05, 0.3)
-        c_du = rng.uniform(-0.12, 0.06) * sev
+        c_dv = d.sign() * sev * pad_half * d(0.7, 1.3)
+        c_angle = d.sign() * sev * d(0.05, 0.3)
+        c_du = d(-0.12, 0.06) * sev
     cu, cv = _rotate(u, v, c_angle, c_du, c_dv, pivot_u=-term_len - 0.3)
     k = np.rint(v * (1.0 / pitch))
     nv = v - k * pitch
@@ -135,123 +174,137 @@ def _solder(rng: np.random.Generator, cls: str, sev: float, size: int):
     else:  # separate chips: only the centre one moves
         nk, ncu, ncv = k, u, nv
     centre = (nk == 0).astype(np.float32)
-    heights = (height * rng.uniform(0.8, 1.15, 7)).astype(np.float32)
-    h_n = heights[np.clip(nk, -3, 3).astype(np.int64) + 3]
+    others = 1.0 - centre
 
-    h_c, c_len, c_gamma = height, length, gamma
+    # solder: the centre joint carries the defect, its neighbours are normal joints of varying height
+    h_c, c_len, c_gamma = top, length, gamma
     if cls == "insufficient_solder":
-        h_c = height * (1.0 - 0.85 * sev)
-        c_len = length * (1.0 - 0.55 * sev * rng.uniform(0.5, 1.0))
+        h_c = top * (1.0 - 0.85 * sev)
+        c_len = length * (1.0 - 0.55 * sev * d(0.5, 1.0))
         c_gamma = gamma * (1.0 + 0.8 * sev)
-    fil = h_c * _fillet(cu, cv, c_len, c_gamma, term_half, w_toe, wet)
-    fil *= _rect(u, v, pad_u0 - 0.02, pad_u1 + 0.02, pad_half + 0.03, px)
-    if cls == "insufficient_solder" and rng.random() < 0.35:
-        edge = 1.0 - 1.4 * sev * rng.uniform(0.5, 1.0)
-        fil *= np.clip((edge - rng.choice([-1.0, 1.0]) * cv / term_half) * 4.0 + 0.5, 0.0, 1.0)
+    fil = _fillet(cu, cv, c_len, c_gamma, term_half, w_toe)
+    fil *= _rect(u, v, pad_u0 - 0.02, pad_u1 + 0.02, pad_half + 0.03, px) * h_c
+    if cls == "insufficient_solder" and d() < 0.35:
+        edge = 1.0 - 1.4 * sev * d(0.5, 1.0)
+        fil *= _unit((edge - d.sign() * cv * (1.0 / term_half)) * 4.0 + 0.5)
     if cls == "excessive_solder":
-        mid = length * rng.uniform(0.15, 0.4)
-        ru = length * (0.5 + 0.45 * sev) * rng.uniform(0.9, 1.1)
-        rv = w_toe * (0.95 + 0.5 * sev) * rng.uniform(0.9, 1.1)
-        dome = np.sqrt(np.clip(1.0 - ((cu - mid) / ru) ** 2 - (cv / rv) ** 2, 0.0, 1.0))
-        fil = np.maximum(fil, height * (0.55 + 1.1 * sev) * dome)
-    n_fil = _fillet(ncu, ncv, length, gamma, term_half, w_toe, wet) * h_n
-    fil = fil * centre + n_fil * (1.0 - centre)
+        mid = length * d(0.15, 0.4)
+        du = (cu - mid) * (1.0 / (length * (0.5 + 0.45 * sev) * d(0.9, 1.1)))
+        dv = cv * (1.0 / (w_toe * (0.95 + 0.5 * sev) * d(0.9, 1.1)))
+        dome = np.sqrt(np.maximum(1.0 - du * du - dv * dv, 0.0))
+        dome *= top * (0.55 + 1.1 * sev)
+        fil = np.maximum(fil, dome)
+    tops = np.array([top * d(0.8, 1.15) for _ in range(7)], dtype=np.float32)
+    n_fil = _fillet(ncu, ncv, length, gamma, term_half, w_toe) * tops[np.clip(nk, -3, 3).astype(np.intp) + 3]
+    fil = (fil * centre + n_fil * others) * (tex * d(0.05, 0.3) + 1.0)
+    # solder covers its termination only up to the wetting line (the blob and the bridge cover everything)
+    cover = _unit((np.where(centre > 0.5, cu, ncu) + wet) * (1.0 / px) + 0.5)
+    if cls == "excessive_solder":
+        cover = np.maximum(cover, _unit(dome * 50.0))
     if cls == "short":
-        side = rng.choice([-1.0, 1.0])
-        mid = length * rng.uniform(0.25, 0.7)
-        wobble = rng.uniform(-0.06, 0.06) * np.sin(v * rng.uniform(3.0, 9.0) + rng.uniform(0.0, 6.3))
-        half = (0.025 + 0.17 * sev) * rng.uniform(0.8, 1.25)
-        bridge = np.sqrt(np.clip(1.0 - ((u - mid - wobble) / half) ** 2, 0.0, 1.0)) * _band(v * side, 0.0, pitch, px)
-        fil = np.maximum(fil, height * rng.uniform(0.45, 0.8) * (0.7 + 0.3 * sev) * bridge)
+        side = d.sign()
+        mid = length * d(0.25, 0.7)
+        wobble = np.sin(v * d(3.0, 9.0) + d(0.0, 6.3)) * d(-0.06, 0.06)
+        across = (u - mid - wobble) * (1.0 / ((0.025 + 0.17 * sev) * d(0.8, 1.25)))
+        bridge = np.sqrt(np.maximum(1.0 - across * across, 0.0)) * _band(v * side, 0.0, pitch, px)
+        bridge *= top * d(0.45, 0.8) * (0.7 + 0.3 * sev)
+        fil = np.maximum(fil, bridge)
+        cover = np.maximum(cover, _unit(bridge * 50.0))
 
     body_u1 = -term_len
-    a_pad = _rect(u, nv, pad_u0, pad_u1, pad_half, px)
-    a_term = _rect(cu, cv, body_u1, 0.0, term_half, px) * centre + _rect(ncu, ncv, body_u1, 0.0, term_half, px) * (
-        1.0 - centre)
+    a_term = _rect(cu, cv, body_u1, 0.0, term_half, px) * centre + _rect(ncu, ncv, body_u1, 0.0, term_half, px) * others
     if ic:
-        a_body = _band(cu, -9.0, body_u1 - rng.uniform(0.15, 0.3), px)
+        a_body = _band(cu, -9.0, body_u1 - d(0.15, 0.3), px)
         a_term = np.maximum(a_term, _rect(ncu, ncv, body_u1 - 0.5, body_u1, term_half, px))
     else:
-        body_half = term_half * rng.uniform(0.97, 1.03)
-        a_body = _rect(cu, cv, -9.0, body_u1, body_half, px) * centre + _rect(
-            ncu, ncv, -9.0, body_u1, body_half, px) * (1.0 - centre)
-    a_silk = _band(u, -0.95, -0.95 + rng.uniform(0.04, 0.08), px) if rng.random() < 0.3 else None
-    return {"ic": ic, "px": px, "gx": gx, "gy": gy, "cu": cu, "term_len": term_len, "fil": fil,
-            "a_pad": a_pad, "a_term": a_term, "a_body": a_body, "a_silk": a_silk}
+        body_half = term_half * d(0.97, 1.03)
+        a_body = _rect(cu, cv, -9.0, body_u1, body_half, px) * centre + _rect(ncu, ncv, -9.0, body_u1, body_half, px) * others
+    silk_u = d(-1.1, -0.8)
+    return {
+        "ic": ic, "px": px, "gx": gx, "gy": gy, "fil": fil, "cover": cover,
+        "a_pad": _rect(u, nv, pad_u0, pad_u1, pad_half, px),
+        "a_term": a_term,
+        "term_shade": 0.8 + 0.2 * _unit(cu * (-1.0 / term_len)),
+        "a_body": a_body,
+        "a_silk": _band(u, silk_u, silk_u + d(0.04, 0.08), px) if d() < 0.3 else None,
+    }
 
 
-def _paint(rng: np.random.Generator, g: dict, size: int) -> np.ndarray:
-    """Colours: layers composited bottom to top as (weight field x RGB colour) terms, in float32 0..255."""
-    tex = _smooth_noise(rng, size, int(rng.integers(5, 14)))
-    board = _BOARDS[rng.choice(len(_BOARDS), p=_BOARD_P)] * rng.uniform(0.75, 1.2)
-    body = (_IC_BODIES[rng.integers(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[rng.integers(len(_CHIP_BODIES))])
-    body = body * rng.uniform(0.8, 1.15)
-    pad = _PADS[rng.choice(3, p=[0.6, 0.25, 0.15])] * rng.uniform(0.7, 1.0)
-    term = np.float32(rng.uniform(180, 235)) * rng.uniform(0.92, 1.0, 3)
-    silk = np.full(3, rng.uniform(170, 230))
+def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
+    """Colour the scene: layers composited top-down as (weight field, RGB) terms, float32 in 0..255."""
+    height, width = tex.shape
+    board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.75, 1.2)
+    body = _IC_BODIES[d.index(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[d.index(len(_CHIP_BODIES))]
+    body = body * d(0.8, 1.15)
+    pad = _PADS[d.weighted(_PAD_CUM)] * d(0.7, 1.0)
+    term = d(180, 235) * d.colour(0.08)
+    silk = np.full(3, d(170, 230), dtype=np.float32)
 
     # solder is a mirror lit by tiered ring lights: flat faces bright, slopes tinted, steep faces dark
-    gx, gy = _slopes(g["fil"], g["px"])
-    tier = np.minimum(np.sqrt(gx * gx + gy * gy) * (1.0 / rng.uniform(0.8, 1.6)), 2.0)
+    sx, sy = _slopes(g["fil"], g["px"])
+    tier = np.minimum(np.sqrt(sx * sx + sy * sy) * (1.0 / d(0.8, 1.6)), 2.0)
     low, high = np.minimum(tier, 1.0), np.maximum(tier - 1.0, 0.0)
-    flat = np.float32(rng.uniform(225, 255)) * rng.uniform(0.93, 1.0, 3)
-    tint = _SLOPE_TINTS[rng.integers(len(_SLOPE_TINTS))] * rng.uniform(0.75, 1.05)
-    steep = np.float32(rng.uniform(40, 110)) * rng.uniform(0.8, 1.0, 3)
-    light = rng.uniform(0, 2 * math.pi)
-    glint = 1.0 + np.clip((gx * math.cos(light) + gy * math.sin(light)) * 0.3, -0.3, 0.3) + 0.06 * tex
-    a_sol = np.minimum(g["fil"] * (1.0 / 0.015), 1.0)
+    flat = d(225, 255) * d.colour(0.07)
+    tint = _SLOPE_TINTS[d.index(len(_SLOPE_TINTS))] * d(0.75, 1.05)
+    steep = d(40, 110) * d.colour(0.2)
+    light = d(0, 2 * math.pi)
+    glint = np.minimum(np.maximum((sx * math.cos(light) + sy * math.sin(light)) * 0.3, -0.3), 0.3) + 0.06 * tex + 1.0
+    a_sol = np.minimum(g["fil"] * (1.0 / 0.015), 1.0) * g["cover"]
 
-    weights, colours = [], []
-    remaining = np.ones((size, size), dtype=np.float32)
+    w_sol = a_sol * glint
+    terms = [(w_sol * (1.0 - low), flat), (w_sol * (low - high), tint), (w_sol * high, steep)]
+    rest = 1.0 - a_sol
     for alpha, mod, colour in (
-        (a_sol, glint * (1.0 - low), flat),
-        (a_sol, glint * (low - high), tint),
-        (a_sol, glint * high, steep),
         (g["a_body"], 1.0 + 0.06 * tex, body),
-        (g["a_term"], 0.8 + 0.2 * np.clip(-g["cu"] * (1.0 / g["term_len"]), 0.0, 1.0), term),
+        (g["a_term"], g["term_shade"], term),
         (g["a_pad"], 1.0 + 0.08 * tex, pad),
-        (g["a_silk"], None, silk),
+        (g["a_silk"], 1.0, silk),
     ):
-        if alpha is None:
-            continue
-        w = alpha * remaining
-        weights.append(w if mod is None else w * mod)
-        colours.append(colour)
-        if colour is not flat and colour is not tint:
-            remaining = remaining * (1.0 - alpha)
-    weights.append(remaining * (1.0 + 0.12 * tex))
-    colours.append(board)
-    stack = np.stack(weights).reshape(len(weights), -1)
-    img = (np.asarray(colours, dtype=np.float32).T @ stack).T.reshape(size, size, 3)
-    direction = rng.uniform(0, 2 * math.pi)
-    shading = 1.0 + rng.uniform(0.0, 0.35) * (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction))
-    gain = (rng.lognormal(0.1, 0.25) * rng.normal(1.0, 0.1, 3)).astype(np.float32)
-    return img * shading[..., None] * gain
+        if alpha is not None:
+            terms.append((alpha * rest * mod, colour))
+            rest = rest * (1.0 - alpha)
+    terms.append((rest * (1.0 + 0.12 * tex), board))
+
+    direction = d(0, 2 * math.pi)
+    shading = (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction)) * d(0.0, 0.35) + 1.0
+    gain = math.exp(d(-0.25, 0.55)) * (1.0 + 0.18 * (d.colour(1.0) - 0.5))
+    weights = np.stack([w for w, _ in terms]).reshape(len(terms), -1) * shading.reshape(1, -1)
+    colours = np.stack([c for _, c in terms]) * gain
+    return (weights.T @ colours.astype(np.float32)).reshape(height, width, 3)
 
 
-def _camera(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
-    """Sensor and optics: saturation, resolution loss (often anisotropic), noise, JPEG round-trip."""
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
-    if rng.random() < 0.85:
-        base = rng.uniform(0.25, 0.85)
-        w, h = (max(6, int(round(size * base * rng.uniform(0.7, 1.3)))) for _ in range(2))
-        pil = pil.resize((w, h), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.BICUBIC)
-    noise = rng.random((size, size, 3), dtype=np.float32) - 0.5
-    noisy = np.asarray(pil, dtype=np.float32) + noise * np.float32(rng.uniform(3.0, 20.0))
-    pil = Image.fromarray(np.clip(noisy + 0.5, 0, 255).astype(np.uint8), "RGB")
-    if rng.random() < 0.6:
+def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
+    """Sensor and optics at the capture resolution (saturation, noise, JPEG), then upsampling to size."""
+    noise = rng.random(img.shape, dtype=np.float32)
+    img = noise * np.float32(d(3.0, 18.0)) + img
+    pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
+    if d() < 0.6:
         buffer = io.BytesIO()
-        pil.save(buffer, format="JPEG", quality=int(rng.integers(30, 92)))
-        pil = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        pil.save(buffer, format="JPEG", quality=int(d(30, 92)))
+        pil = Image.open(buffer)
+    if pil.size != (size, size):
+        pil = pil.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(pil, dtype=np.uint8)
+
+
+def _capture_size(d: _Draws, size: int) -> tuple[int, int]:
+    """Most crops were captured at a lower (often anisotropic) resolution and upsampled, like the real ones."""
+    if d() < 0.1:
+        return size, size
+    base = size * d(0.25, 0.8)
+    return max(8, round(base * d(0.75, 1.3))), max(8, round(base * d(0.75, 1.3)))
 
 
 def render(rng: np.random.Generator, cls: str, size: int, severity: float) -> np.ndarray:
     """Render one image of class `cls` as uint8 size x size x 3; severity in [0, 1] (ignored for normal)."""
     if cls not in CLASSES:
         raise UserError(f"unknown synthetic class {cls!r}; allowed: {', '.join(CLASSES)}")
-    geometry = _solder(rng, cls, float(np.clip(severity, 0.0, 1.0)), int(size))
-    return _camera(rng, _paint(rng, geometry, int(size)), int(size))
+    size = int(size)
+    draws = _Draws(rng)
+    width, height = _capture_size(draws, size)
+    tex = _smooth_noise(rng, width, height, 5 + draws.index(9))
+    geometry = _geometry(draws, cls, min(max(float(severity), 0.0), 1.0), tex)
+    return _camera(draws, rng, _paint(draws, geometry, tex), size)
 
 
 def class_counts(n: int, normal_fraction: float = 0.8, defect_weights: dict[str, float] | None = None) -> dict[str, int]:

@@ -28,7 +28,7 @@ def summarize(rows: Rows, backbones: list[str], metrics: list[str], n_expected: 
     out["n"] = out["n"].fillna(0).astype(int)
     out["n_failed"] = out["n_failed"].fillna(0).astype(int)
     out["n_expected"] = n_expected
-    out["kind"] = out["row"].map(dict(zip(frame["row"], frame["kind"])))
+    out["kind"] = out["row"].map(dict(zip(frame["row"], frame["kind"], strict=True)))
     return out[["row", "kind", "backbone", "metric", "mean", "std", "n", "n_failed", "n_expected"]]
 
 
@@ -53,7 +53,7 @@ def _cell(item: pd.Series, style: str) -> str:
 def best_mask(summary: pd.DataFrame) -> pd.Series:
     """True where a cell's displayed mean is the best of its (backbone, metric) column; oracle rows never win."""
     shown = pd.Series(
-        [round(v * info(m).scale(), _decimals(m)) for v, m in zip(summary["mean"], summary["metric"])],
+        [round(v * info(m).scale(), _decimals(m)) for v, m in zip(summary["mean"], summary["metric"], strict=True)],
         index=summary.index,
     )
     mask = pd.Series(False, index=summary.index)
@@ -76,10 +76,10 @@ def wide(summary: pd.DataFrame, style: str) -> tuple[pd.DataFrame, pd.DataFrame]
     """Cell texts and bold flags, rows in report order, columns (backbone, metric label)."""
     texts = summary.apply(_cell, axis=1, style=style)
     bold = best_mask(summary)
-    texts = [BOLD[style].format(t) if b else t for t, b in zip(texts, bold)]
+    texts = [BOLD[style].format(t) if b else t for t, b in zip(texts, bold, strict=True)]
     long = summary.assign(text=texts, bold=bold.to_numpy(), column=summary["metric"].map(_column_label))
     rows = list(dict.fromkeys(summary["row"]))
-    columns = list(dict.fromkeys(zip(long["backbone"], long["column"])))
+    columns = list(dict.fromkeys(zip(long["backbone"], long["column"], strict=True)))
     shape = {"index": "row", "columns": ["backbone", "column"], "sort": False}
     text = long.pivot_table(values="text", aggfunc="first", **shape).reindex(index=rows, columns=columns)
     flags = long.pivot_table(values="bold", aggfunc="first", **shape).reindex(index=rows, columns=columns)
@@ -120,3 +120,31 @@ def write_table(summary: pd.DataFrame, stem: Path, caption: str) -> None:
     atomic_write_text(stem.with_suffix(".md"), f"{caption}\n\n{_flat(md).to_markdown()}\n")
     atomic_write_text(stem.with_suffix(".tex"), to_latex(summary, caption, f"tab:{stem.name}"))
     atomic_write_text(stem.with_suffix(".csv"), _flat(csv).to_csv())
+
+
+def _p(value: float) -> str:
+    return "—" if pd.isna(value) else (f"{value:.3g}" if value >= 1e-4 else "<1e-4")
+
+
+def pairwise_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The pairwise statistics formatted for reading (differences in percentage points for % metrics)."""
+    if table.empty:
+        return table
+    out = []
+    for _, r in table.iterrows():
+        spec = info(r["metric"])
+        scale, digits = spec.scale(), _decimals(r["metric"])
+        unit = " pp" if spec.percent else ""
+        fmt = f"{{:+.{digits}f}}"
+        ci = "—" if pd.isna(r["ci_low"]) else f"[{fmt.format(r['ci_low'] * scale)}, {fmt.format(r['ci_high'] * scale)}]"
+        out.append({
+            "metric": _column_label(r["metric"]), "backbone": r["backbone"], "method": r["method"], "vs": r["baseline"],
+            "pairs": int(r["n_pairs"]),
+            "method mean": "—" if pd.isna(r["mean"]) else f"{r['mean'] * scale:.{digits}f}",
+            "baseline mean": "—" if pd.isna(r["mean_baseline"]) else f"{r['mean_baseline'] * scale:.{digits}f}",
+            "Δ mean": "—" if pd.isna(r["mean_diff"]) else fmt.format(r["mean_diff"] * scale) + unit,
+            "95% CI (corrected)": ci, "t (NB)": "—" if pd.isna(r["t"]) else f"{r['t']:.2f}",
+            "p (NB t)": _p(r["p_t"]), "p Holm (NB t)": _p(r["p_t_holm"]),
+            "p (Wilcoxon)": _p(r["p_wilcoxon"]), "p Holm (Wilcoxon)": _p(r["p_wilcoxon_holm"]),
+        })
+    return pd.DataFrame(out)

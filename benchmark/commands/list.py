@@ -1,0 +1,49 @@
+"""`python -m benchmark list [methods|backbones] [PATTERN]`: what the benchmark can compare."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import methods
+
+NAME = "list"
+HELP = "List registered methods and backbones: parameters with defaults, description, citation."
+KINDS = ("methods", "backbones")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: both)")
+    parser.add_argument("pattern", nargs="?", default="*", help="fnmatch wildcard on names, e.g. 'res*' (default: *)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a plugin (module name or .py file) first, so its methods are listed; repeatable")
+
+
+def method_lines(name: str) -> list[str]:
+    info = methods.method_info(name)
+    params = ", ".join(f"{p}: {type_name} = {default!r}" for p, (type_name, default) in info["params"].items())
+    return [f"{name}({params})", f"    {info['description']}", f"    cite: {info['citation']}"]
+
+
+def backbone_lines(name: str) -> list[str]:
+    info = methods.backbone_info(name)
+    lines = [f"{name}  (min image size {info['min_image_size']})", f"    {info['description']}"]
+    if info["notes"]:
+        lines.append(f"    notes: {info['notes']}")
+    return lines + [f"    cite: {info['citation']}"]
+
+
+def main(args: argparse.Namespace) -> int:
+    methods.load_plugins(args.plugin, Path.cwd())
+    sections = {
+        "methods": ("methods", methods.list_methods, method_lines),
+        "backbones": ("backbones (any other timm architecture: timm:<name>)", methods.list_backbones, backbone_lines),
+    }
+    blocks = []
+    for kind in [args.kind] if args.kind else KINDS:
+        title, names, describe = sections[kind]
+        found = names(args.pattern)
+        body = [line for name in found for line in describe(name)] or [f"(no {kind} match '{args.pattern}')"]
+        blocks.append("\n".join([f"{title}:"] + ["  " + line for line in body]))
+    print("\n\n".join(blocks))
+    return 0

@@ -1,0 +1,32 @@
+"""`python -m benchmark report`: tables, statistics, figures and index.html for one experiment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmark.report import build_report, default_out_dir
+from benchmark.report.load import resolve_output_dir
+
+NAME = "report"
+HELP = "write paper-style tables, significance tests, figures and a self-contained index.html for an experiment"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="CONFIG.yaml|OUTPUT_DIR", help="experiment file or its output folder (runs/<name>)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<experiment name>)")
+    parser.add_argument("--oracle", action="store_true", help="also show each grid's choice by test score (optimistic)")
+    parser.add_argument(
+        "--metric", action="append", default=None, metavar="NAME",
+        help="test metric for the statistics and CD diagram, repeatable (default: accuracy and f1, + macro_f1 for >2 classes)",
+    )
+    parser.add_argument("--select-by", default="val_f1", metavar="VAL_METRIC",
+                        help="inner-validation score that picks a grid's setting (default: val_f1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    output_dir = resolve_output_dir(args.target)
+    out_dir = args.out or default_out_dir(output_dir)
+    index = build_report(output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by)
+    print(f"report: {index}")
+    return 0
