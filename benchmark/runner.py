@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 from tqdm import tqdm
@@ -20,9 +21,10 @@ from tqdm import tqdm
 import methods
 from benchmark.config import public
 from benchmark.dataset import Prepared, prepare
+from benchmark.errors import UserError
 from benchmark.plan import plan_runs, select
 from benchmark.protocol import save_folds
-from benchmark.store import Store, atomic_write_csv, atomic_write_text
+from benchmark.store import Store, atomic_write_csv, atomic_write_text, crash_point
 from benchmark.train import RunFailed, RunSpec, resolve_device, train_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +71,7 @@ def versions() -> dict:
 
 
 def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
-    """Load plugins, prepare the data and folds, save the resolved config and folds, plan all runs."""
+    """Load plugins, prepare the data and folds, plan all runs. Writes nothing to the output folder."""
     methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
     store = Store(cfg["run"]["output"])
     prepared = prepare(cfg, decode_images=decode_images)
@@ -77,10 +79,44 @@ def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
     return Sweep(cfg, store, prepared, runs)
 
 
+def check_sweep(sweep: Sweep) -> torch.device | None:
+    """What open_sweep cannot see: the device, each weights file against its backbone, Ray being installed.
+
+    Returns the device for the local executor (None for Ray: each worker picks its own).
+    """
+    cfg, where = sweep.cfg, sweep.cfg["_file"]
+    checked = set()
+    for run in sweep.runs:
+        if run.weights is None or (run.backbone, run.weights) in checked:
+            continue
+        checked.add((run.backbone, run.weights))
+        try:
+            methods.build_backbone(run.backbone, len(sweep.prepared.class_names), cfg["data"]["image_size"],
+                                   weights=run.weights)
+        except UserError as exc:
+            raise UserError(f"{where}: backbones: {exc}") from None
+    if cfg["run"]["executor"] == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError(f"{where}: run.executor: 'ray' needs Ray installed (pip install 'ray[default]'), "
+                            "or use run.executor: local") from None
+        return None
+    try:
+        return resolve_device(cfg["run"]["device"])
+    except RuntimeError as exc:
+        raise UserError(f"{where}: run.device: {exc}") from None
+
+
 def write_experiment_files(sweep: Sweep) -> None:
-    sweep.store.ensure_writable()
-    atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
-    save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
+    """Create the output folder and (re)write config.resolved.yaml and folds.json; tidy after a killed process."""
+    sweep.store.create(f"{sweep.cfg['_file']}: run.output")
+    with sweep.store.locked():
+        atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
+        save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
+    for run in sweep.runs:
+        if sweep.status_of(run) == "done":
+            (sweep.store.run_dir(run.run_id) / "last.pt").unlink(missing_ok=True)
 
 
 def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
@@ -122,8 +158,9 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
     return record
 
 
-def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> dict:
-    """Train one run and write its record (done or failed). The caller holds the run's lease."""
+def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
+                     show_progress: bool = True) -> tuple[dict, pd.DataFrame | None]:
+    """Train one run (resuming from its last.pt) and return its record and epoch history; writes no record."""
     run_dir = sweep.store.run_dir(run.run_id)
     tick = time.perf_counter()
     try:
@@ -131,51 +168,79 @@ def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress:
                            heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
     except (RunFailed, RuntimeError, ValueError) as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        (run_dir / "error.txt").write_text(traceback.format_exc())
-        record = make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device))
-        sweep.store.write_record(record)
-        return record
+        atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+        return make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device)), None
     history = result.history.assign(
         run_id=run.run_id, experiment=run.experiment, method=run.method,
         backbone=run.backbone, fold=run.fold, repeat=run.repeat, seed=run.seed,
     )
     record = make_record(sweep, run, "done", "", result, time.perf_counter() - tick, str(device))
     history.insert(0, "method_label", record["method_label"])
-    atomic_write_csv(run_dir / "epochs.csv", history)
+    return record, history
+
+
+def save_result(sweep: Sweep, record: dict, history: pd.DataFrame | None) -> None:
+    """Write a finished run: its epochs.csv, then its record (the commit point), then drop its resume checkpoint."""
+    run_dir = sweep.store.run_dir(record["run_id"])
+    if history is not None:
+        atomic_write_csv(run_dir / "epochs.csv", history)
     sweep.store.write_record(record)
-    (run_dir / "last.pt").unlink(missing_ok=True)
+    crash_point("recorded")
+    if record["status"] == "done":
+        (run_dir / "last.pt").unlink(missing_ok=True)
+
+
+def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> dict:
+    """Train one run and write its record (done or failed). The caller holds the run's lease."""
+    record, history = train_and_record(sweep, run, device, show_progress)
+    save_result(sweep, record, history)
     return record
 
 
+def wanted_statuses(retry_failed: bool) -> set[str]:
+    return {"pending", "failed"} if retry_failed else {"pending"}
+
+
+def claim(sweep: Sweep, run: RunSpec, retry_failed: bool) -> bool:
+    """Take the run's lease, then re-read its record: False if another process holds it or finished it meanwhile."""
+    if not sweep.store.acquire(run.run_id):
+        return False
+    if sweep.status_of(run) not in wanted_statuses(retry_failed):
+        sweep.store.release(run.run_id)
+        return False
+    return True
+
+
 def pending_runs(sweep: Sweep, retry_failed: bool) -> list[RunSpec]:
-    wanted = {"pending", "failed"} if retry_failed else {"pending"}
-    return [r for r in sweep.runs if sweep.status_of(r) in wanted]
+    return [r for r in sweep.runs if sweep.status_of(r) in wanted_statuses(retry_failed)]
 
 
 def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True) -> dict:
-    """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume."""
+    """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume.
+
+    Everything the input can get wrong is checked before the output folder is created or touched.
+    """
     wall = time.perf_counter()
     sweep = open_sweep(cfg)
-    write_experiment_files(sweep)
+    device = check_sweep(sweep)
     runs = select(sweep.runs, only or {})
+    write_experiment_files(sweep)
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
-    device = resolve_device(cfg["run"]["device"])
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])
-    print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on {device}",
+    where = f"Ray ({cfg['run']['ray']['address'] or 'local instance'})" if device is None else str(device)
+    print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on {where}",
           file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
-    if cfg["run"]["executor"] == "ray":
+    if device is None:
         from benchmark.executors.ray_executor import run_on_ray
 
-        counts |= run_on_ray(sweep, todo)
+        counts |= run_on_ray(sweep, todo, retry_failed=retry_failed, show_progress=show_progress)
     else:
         bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
         for run in bar:
             bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}")
-            if sweep.status_of(run) not in ({"pending", "failed"} if retry_failed else {"pending"}):
-                continue
-            if not sweep.store.acquire(run.run_id):
+            if not claim(sweep, run, retry_failed):
                 counts["busy"] += 1
                 continue
             try:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import signal
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,21 @@ import pandas as pd
 from benchmark.errors import UserError
 
 LEASE_STALE_S = 120.0
+CRASH_ENV = "SOLDERBENCH_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(where: str) -> None:
+    """Fault injection for the kill tests: with $SOLDERBENCH_CRASH_AT=WHERE:N, SIGKILL this process at the N-th WHERE."""
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return
+    target, _, count = spec.rpartition(":")
+    if target != where:
+        return
+    _crash_counts[where] = _crash_counts.get(where, 0) + 1
+    if _crash_counts[where] == int(count):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -26,6 +45,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -44,20 +64,38 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _remove_temp_files(folder: Path) -> None:
+    """Temp files left by a killed writer (`.NAME.*.tmp`); only called while holding the folder's lease."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 class Store:
     """Files under one experiment's output folder (see docs/results-schema.md)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._leases: dict[str, int] = {}
 
-    def ensure_writable(self) -> None:
+    def create(self, where: str = "run.output") -> None:
+        """Make the output folder and check it is writable; on failure remove the folders made and raise UserError."""
+        made, folder = [], self.root.absolute()
+        while not folder.exists() and folder != folder.parent:
+            made.append(folder)
+            folder = folder.parent
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".write-test-{os.getpid()}"
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise UserError(f"run.output {self.root} is not writable ({exc.strerror or exc}); choose another folder") from None
+            for path in made:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            raise UserError(
+                f"{where}: output folder {self.root} cannot be created or written ({exc.strerror or exc}); "
+                "set run.output to a writable folder"
+            ) from None
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
@@ -86,71 +124,91 @@ class Store:
                 continue
         return out
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive lock on the experiment folder (experiment files, table rebuilds) among processes sharing it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def rebuild_tables(self) -> pd.DataFrame:
-        """Regenerate results.csv and epochs.csv from the per-run files (atomic)."""
-        results = results_frame(self.records())
-        atomic_write_csv(self.root / "results.csv", results)
-        parts = []
-        for run_id in results.get("run_id", []):
-            path = self.run_dir(run_id) / "epochs.csv"
-            if path.exists():
-                parts.append(pd.read_csv(path))
-        epochs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        atomic_write_csv(self.root / "epochs.csv", epochs)
+        """Regenerate results.csv and epochs.csv from the per-run files (atomic, one process at a time)."""
+        with self.locked():
+            results = results_frame(self.records())
+            atomic_write_csv(self.root / "results.csv", results)
+            parts = []
+            for run_id in results.get("run_id", []):
+                path = self.run_dir(run_id) / "epochs.csv"
+                if path.exists():
+                    parts.append(pd.read_csv(path))
+            epochs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            atomic_write_csv(self.root / "epochs.csv", epochs)
         return results
 
-    # Leases: one process trains a run at a time; a lease whose owner died (or went silent) is taken over.
+    # Leases: one process trains a run at a time. The lease file is held with an exclusive flock, which the kernel
+    # drops when its process dies (kill -9 included), so a killed owner's lease is free at once. Where locks do not
+    # reach across hosts, a lease written by another host counts as held while its heartbeat is fresh.
     def lease_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "lease.json"
 
     def acquire(self, run_id: str) -> bool:
+        """Take the run's lease (False: another live process holds it); clears temp files a killed owner left."""
         path = self.lease_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
-        for _ in range(2):
+        for _ in range(5):
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if not self._stale(path):
-                    return False
-                stale = path.with_name(f"lease.stale.{os.getpid()}")
-                try:
-                    os.replace(path, stale)
-                    stale.unlink()
-                except FileNotFoundError:
-                    pass
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if not current:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
+            if _held_by_other_host(fd):
+                os.close(fd)
+                return False
+            me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me, 0)
+            os.fsync(fd)
+            self._leases[run_id] = fd
+            crash_point("lease")
+            _remove_temp_files(path.parent)
             return True
         return False
 
     def heartbeat(self, run_id: str) -> None:
-        path = self.lease_path(run_id)
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            pass
+        """Refresh the lease's mtime (called after every epoch, also by remote workers)."""
+        crash_point("heartbeat")
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.lease_path(run_id))
 
     def release(self, run_id: str) -> None:
+        fd = self._leases.pop(run_id, None)
+        if fd is None:
+            return
         self.lease_path(run_id).unlink(missing_ok=True)
+        os.close(fd)
 
-    @staticmethod
-    def _stale(path: Path) -> bool:
-        try:
-            owner = json.loads(path.read_text())
-            age = time.time() - path.stat().st_mtime
-        except (json.JSONDecodeError, OSError):
-            return True
-        if owner.get("host") == socket.gethostname():
-            try:
-                os.kill(int(owner["pid"]), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return owner["pid"] == os.getpid()
-        return age > LEASE_STALE_S
+
+def _held_by_other_host(fd: int) -> bool:
+    """A lease file we could lock but whose owner is a live process on another host (fresh heartbeat)."""
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        age = time.time() - os.fstat(fd).st_mtime
+    except (json.JSONDecodeError, OSError):
+        return False
+    host = owner.get("host") if isinstance(owner, dict) else None
+    return bool(host) and host != socket.gethostname() and age < LEASE_STALE_S
 
 
 def results_frame(records: list[dict]) -> pd.DataFrame:

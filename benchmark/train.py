@@ -238,7 +238,7 @@ def train_run(
                 logits = forward(x)
             loss = objective(logits.float(), y)
             if not torch.isfinite(loss):
-                raise RunFailed(f"loss is {float(loss)} at epoch {epoch}")
+                raise RunFailed(f"loss is {float(loss.detach())} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -25,11 +25,10 @@ def _target(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     return max(candidates, key=lambda m: len(state.keys() & m.state_dict().keys()))
 
 
-def _head_prefixes(module: nn.Module) -> set[str]:
-    prefixes = set()
-    if hasattr(module, "get_classifier"):
-        head = module.get_classifier()
-        prefixes |= {name for name, sub in module.named_modules() if sub is head and name}
+def _head_prefixes(model: nn.Module, module: nn.Module) -> set[str]:
+    """Names, inside `module`, of the backbone's classifier head (`model.get_classifier()`, timm's cfg)."""
+    head = model.get_classifier()
+    prefixes = {name for name, sub in module.named_modules() if sub is head and name}
     cfg = getattr(module, "pretrained_cfg", None) or {}
     classifier = cfg.get("classifier") if isinstance(cfg, dict) else None
     if classifier:
@@ -69,7 +68,7 @@ def load_weights(model: nn.Module, path: Path, backbone: str) -> None:
         state = _timm_filter(target, dict(state))
     except Exception as exc:
         raise UserError(f"weights file {path} does not match backbone '{backbone}': {_first_line(exc)}") from None
-    heads = _head_prefixes(target)
+    heads = _head_prefixes(model, target)
 
     def is_head(key: str) -> bool:
         return any(key.startswith(prefix + ".") for prefix in heads)

@@ -13,6 +13,14 @@ NEAR_THRESHOLD = 4
 MAX_LISTED = 1000
 MAX_EXAMPLES = 5
 BLOCK = 512
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def popcount64(x: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 element (np.bitwise_count on NumPy >= 2, a byte lookup table before)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    return _POP8[x.view(np.uint8)].reshape(*x.shape, 8).sum(axis=-1)
 
 
 def exact_groups(table: pd.DataFrame) -> list[list[int]]:
@@ -30,7 +38,7 @@ def near_pairs(table: pd.DataFrame, threshold: int = NEAR_THRESHOLD) -> pd.DataF
     codes = np.array([int(h, 16) for h in table.loc[rows, "phash"]], dtype=np.uint64)
     found_a, found_b, found_d = [], [], []
     for start in range(0, len(codes), BLOCK):
-        dist = np.bitwise_count(codes[start : start + BLOCK, None] ^ codes[None, :])
+        dist = popcount64(np.ascontiguousarray(codes[start : start + BLOCK, None] ^ codes[None, :]))
         i, j = np.nonzero(dist <= threshold)
         i = i + start
         keep = j > i
@@ -169,4 +177,6 @@ def leakage_report(table: pd.DataFrame, pairs: pd.DataFrame, folds: list[Fold] |
         "mean_leaked_fraction": float(np.mean(fractions)),
         "max_leaked_fraction": float(np.max(fractions)),
         "total_leaked": int(sum(r["leaked"] for r in rows)),
+        "total_test": int(sum(r["test"] for r in rows)),
+        "pooled_leaked_fraction": sum(r["leaked"] for r in rows) / max(sum(r["test"] for r in rows), 1),
     }

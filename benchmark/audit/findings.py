@@ -65,12 +65,10 @@ def _set_finding(task: dict, row: dict, image_size: int) -> dict | None:
     others = "the other classes" if merged is None else f"the other folders merged into {merged!r}"
     consequence, mitigation = _consequence(row["key"], row["kind"])
     severity = _severity(row["balanced_accuracy"], task["chance_balanced_accuracy"])
-    ovr = {k: v for k, v in row.get("one_vs_rest_balanced_accuracy", {}).items() if v is not None and v >= WARN_BALANCED}
-    if severity != WARNING and ovr:
-        singled = ", ".join(f"{name!r} ({value:.1%})" for name, value in ovr.items())
-        message = (
-            f"{phrase} tells {singled} apart from {others} (balanced accuracy of that yes/no call): {consequence}"
-        )
+    singled_out = {k: v for k, v in row.get("per_class_f1", {}).items() if v is not None and v >= WARN_BALANCED}
+    if severity != WARNING and singled_out:
+        singled = ", ".join(f"{name!r} (F1 {value:.1%})" for name, value in singled_out.items())
+        message = f"{phrase} tells {singled} apart from {others}: {consequence}"
         return _finding(WARNING, f"shortcut:{task['key']}:{row['key']}", message, mitigation)
     if severity is None:
         return None
@@ -133,13 +131,14 @@ def _duplicate_findings(duplicates: dict) -> list[dict]:
 def _leak_findings(leakage: dict) -> list[dict]:
     if not leakage.get("available") or not leakage["total_leaked"]:
         return []
-    mean = leakage["mean_leaked_fraction"]
-    severity = WARNING if mean >= LEAK_WARNING else CAUTION
+    pooled = leakage["pooled_leaked_fraction"]
+    severity = WARNING if pooled >= LEAK_WARNING else CAUTION
     return [
         _finding(
             severity, "leakage",
-            f"On average {mean:.1%} of a fold's test images (up to {leakage['max_leaked_fraction']:.1%}) have an identical "
-            "or near-identical copy in that fold's training part: test scores are optimistic (the model has seen them).",
+            f"{leakage['total_leaked']} of {leakage['total_test']} test images ({pooled:.1%}; per fold up to "
+            f"{leakage['max_leaked_fraction']:.1%}) have an identical or near-identical copy in the training part of "
+            "their fold: test scores are optimistic (the model has seen these images).",
             "remove the duplicates, or group them so copies stay in one fold (protocol.group_by)",
         )
     ]

@@ -32,7 +32,7 @@ def _pct(value: float | None) -> str:
 
 def _settings_line(result: dict) -> str:
     s = result["settings"]
-    resize = s["resize_policy"] + (f" via {s['via']} px" if s["resize_policy"] == "via" else "")
+    resize = f"via {s['via']} px" if s["resize_policy"] == "via" else s["resize_policy"]
     return f"model input {s['image_size']} px, resize {resize}, folds: {s['folds']} ({s['n_folds']})"
 
 
@@ -94,7 +94,8 @@ def _leakage_md(leak: dict) -> list[str]:
     ]
     lines = [
         f"Test images with an identical or near-identical image in the same fold's training part (train + validation): "
-        f"mean {_pct(leak['mean_leaked_fraction'])}, max {_pct(leak['max_leaked_fraction'])}.",
+        f"{leak['total_leaked']} of {leak['total_test']} ({_pct(leak['pooled_leaked_fraction'])}); per fold mean "
+        f"{_pct(leak['mean_leaked_fraction'])}, max {_pct(leak['max_leaked_fraction'])}.",
         "",
     ]
     lines += _table(["repeat/fold", "test images", "leaked (exact)", "leaked (near only)", "leaked %",
@@ -108,8 +109,8 @@ def _leakage_md(leak: dict) -> list[str]:
 
 
 def _singled_out(row: dict, flag_at: float) -> str:
-    ovr = row.get("one_vs_rest_balanced_accuracy", {})
-    return ", ".join(f"{name} {value:.1%}" for name, value in ovr.items() if value is not None and value >= flag_at)
+    per_class = row.get("per_class_f1", {})
+    return ", ".join(f"{name} {value:.1%}" for name, value in per_class.items() if value is not None and value >= flag_at)
 
 
 def _task_rows(task: dict, flag_at: float) -> list[list[object]]:
@@ -127,7 +128,7 @@ def _task_rows(task: dict, flag_at: float) -> list[list[object]]:
 
 def _shortcuts_md(sc: dict) -> list[str]:
     lines = [f"Classifier: {sc['classifier']}; {sc['protocol']}. A feature set is flagged when its balanced accuracy, "
-             f"or its balanced accuracy at telling one class from all others, reaches {sc['warn_balanced_accuracy']:.0%}.",
+             f"or its F1 for one class (telling that class from all others), reaches {sc['warn_balanced_accuracy']:.0%}.",
              ""]
     for task in sc["tasks"]:
         counts = ", ".join(f"{n} {c}" for n, c in zip(task["classes"], task["counts"], strict=True))
@@ -137,7 +138,7 @@ def _shortcuts_md(sc: dict) -> list[str]:
             continue
         f1 = f"F1 ({task['positive']})" if task["positive"] is not None else "macro-F1"
         lines += _table(["features", "accuracy (± std over folds)", "balanced accuracy", f1,
-                         "singles out a class (one-vs-rest ≥ flag)", "shortcut"],
+                         "singles out a class (its F1 ≥ flag)", "shortcut"],
                         _task_rows(task, sc["warn_balanced_accuracy"]))
     return lines
 

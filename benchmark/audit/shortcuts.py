@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from tqdm import tqdm
 
 from benchmark.audit.inventory import COLOUR
@@ -86,14 +86,13 @@ def _scores(y: np.ndarray, pred: np.ndarray, k: int, positive: int | None) -> di
     return {key: float(value) for key, value in out.items()}
 
 
-def one_vs_rest(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """Per class c: balanced accuracy of the prediction read as "c or not c" (NaN where c is absent from y)."""
-    cm = confusion_matrix(y, pred, labels=list(range(k))).astype(np.float64)
-    total, rows, cols, hits = cm.sum(), cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = hits / rows
-        tnr = (total - rows - cols + hits) / (total - rows)
-    return (tpr + tnr) / 2
+def per_class_f1(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """F1 of each class read as "this class or not" (NaN for a class absent from y)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = f1_score(y, pred, labels=list(range(k)), average=None, zero_division=0).astype(np.float64)
+    scores[np.bincount(y, minlength=k) == 0] = np.nan
+    return scores
 
 
 def _mean(per_fold: list[dict[str, float]]) -> dict[str, float]:
@@ -105,13 +104,13 @@ def _mean(per_fold: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def _set_result(feature_set: FeatureSet, per_fold: list[dict[str, float]], ovr: list[np.ndarray], names: list[str]) -> dict:
+def _set_result(feature_set: FeatureSet, per_fold: list[dict[str, float]], per_class: list[np.ndarray], names: list[str]) -> dict:
     row = {"key": feature_set.key, "title": feature_set.title, "kind": feature_set.kind, **_mean(per_fold)}
     if len(names) > 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            means = np.nanmean(np.vstack(ovr), axis=0)
-        row["one_vs_rest_balanced_accuracy"] = {n: (None if np.isnan(m) else float(m)) for n, m in zip(names, means, strict=True)}
+            means = np.nanmean(np.vstack(per_class), axis=0)
+        row["per_class_f1"] = {n: (None if np.isnan(m) else float(m)) for n, m in zip(names, means, strict=True)}
     return row
 
 
@@ -141,16 +140,16 @@ def evaluate_task(
     result["majority"] = _mean(baseline)
     for feature_set in FEATURE_SETS:
         x = matrix(sub, feature_set)
-        per_fold, ovr = [], []
+        per_fold, per_class = [], []
         for seen, test in parts:
             model = RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=1)
             model.fit(x[seen], task.labels[seen])
             pred = model.predict(x[test])
             per_fold.append(_scores(task.labels[test], pred, k, task.positive))
-            ovr.append(one_vs_rest(task.labels[test], pred, k))
+            per_class.append(per_class_f1(task.labels[test], pred, k))
             if bar is not None:
                 bar.update()
-        result["sets"].append(_set_result(feature_set, per_fold, ovr, task.class_names))
+        result["sets"].append(_set_result(feature_set, per_fold, per_class, task.class_names))
     return result
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmark.audit import render_summary, run_audit, save_audit
 from benchmark.audit.duplicates import NEAR_THRESHOLD
+from benchmark.audit.shortcuts import TREES
 from benchmark.data.folders import FileList, scan
 from benchmark.data.images import RESIZE_POLICIES
 from benchmark.errors import UserError
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     folder.add_argument("--group-by", help=r"regex on file names keeping groups in one fold, e.g. '(normal_b\d)'")
     parser.add_argument("--near-threshold", type=int, default=NEAR_THRESHOLD,
                         help=f"near-duplicate: at most this many of 64 perceptual-hash bits differ (default {NEAR_THRESHOLD})")
+    parser.add_argument("--trees", type=int, default=TREES, help=f"trees of the shortcut check's random forest (default {TREES})")
 
 
 def _merge_mapping(folder: Path, merges: list[str]) -> dict[str, list[str]] | None:
@@ -112,7 +114,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"audit: {target} does not exist; give an experiment file (.yaml) or a folder of class folders")
     if args.near_threshold < 0 or args.near_threshold > 64:
         raise UserError(f"--near-threshold {args.near_threshold}: allowed 0..64")
-    result = run_audit(files, folds, near_threshold=args.near_threshold, **settings)
+    if args.trees < 1:
+        raise UserError(f"--trees {args.trees}: needs at least 1")
+    result = run_audit(files, folds, near_threshold=args.near_threshold, trees=args.trees, **settings)
     json_path, md_path = save_audit(result, args.out or default_out)
     print(render_summary(result))
     print(f"\nwrote {json_path} and {md_path}")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.report import build_report, default_out_dir
-from benchmark.report.load import resolve_output_dir
-
 NAME = "report"
 HELP = "write paper-style tables, significance tests, figures and a self-contained index.html for an experiment"
 
@@ -20,13 +17,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metric", action="append", default=None, metavar="NAME",
         help="test metric for the statistics and CD diagram, repeatable (default: accuracy and f1, + macro_f1 for >2 classes)",
     )
+    parser.add_argument("--no-figures", action="store_true", help="tables and statistics only (fast, e.g. mid-sweep)")
     parser.add_argument("--select-by", default="val_f1", metavar="VAL_METRIC",
                         help="inner-validation score that picks a grid's setting (default: val_f1)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark.report import build_report, default_out_dir
+    from benchmark.report.load import resolve_output_dir
+
     output_dir = resolve_output_dir(args.target)
     out_dir = args.out or default_out_dir(output_dir)
-    index = build_report(output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by)
+    index = build_report(
+        output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by, figures=not args.no_figures
+    )
     print(f"report: {index}")
     return 0

@@ -36,17 +36,17 @@ GENERATOR_VERSION = 1
 MARKER = "SYNTHETIC.json"
 
 _BOARDS = np.array(
-    [(34, 96, 52), (28, 78, 44), (38, 110, 88), (30, 64, 92), (24, 44, 70), (150, 44, 36), (120, 52, 30),
-     (40, 40, 42), (22, 26, 24), (70, 58, 40)],
+    [(64, 108, 84), (44, 92, 62), (86, 120, 116), (40, 78, 58), (34, 62, 92), (150, 52, 40), (210, 92, 52),
+     (78, 42, 42), (36, 36, 40), (110, 88, 62)],
     dtype=np.float32,
 )
-_BOARD_CUM = np.cumsum([0.22, 0.14, 0.12, 0.1, 0.06, 0.08, 0.06, 0.1, 0.06, 0.06])
+_BOARD_CUM = np.cumsum([0.2, 0.14, 0.14, 0.08, 0.08, 0.08, 0.06, 0.08, 0.08, 0.06])
 _PADS = np.array([(170, 170, 165), (196, 160, 80), (178, 112, 76)], dtype=np.float32)
 _PAD_CUM = np.cumsum([0.6, 0.25, 0.15])
 _CHIP_BODIES = np.array([(30, 30, 32), (42, 38, 36), (176, 140, 104), (150, 112, 80), (196, 180, 160)],
                         dtype=np.float32)
 _IC_BODIES = np.array([(30, 30, 32), (46, 46, 50), (60, 52, 46)], dtype=np.float32)
-_SLOPE_TINTS = np.array([(236, 160, 176), (150, 190, 236), (172, 172, 176), (220, 200, 150), (200, 140, 210)],
+_SLOPE_TINTS = np.array([(240, 170, 190), (250, 200, 215), (170, 200, 235), (185, 185, 190), (225, 190, 160)],
                         dtype=np.float32)
 
 
@@ -132,7 +132,7 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     height, width = tex.shape
     ic = d() < 0.4
     angle = d.index(4) * (math.pi / 2) + d(-0.14, 0.14)
-    scale = d(1.0, 1.7)
+    scale = d(1.0, 1.6) if ic else d(1.2, 2.1)
     ax = (np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width) - 1.0
     ay = (np.arange(height, dtype=np.float32) + 0.5) * (2.0 / height) - 1.0
     gx, gy = np.meshgrid(ax, ay)
@@ -244,7 +244,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
     sx, sy = _slopes(g["fil"], g["px"])
     tier = np.minimum(np.sqrt(sx * sx + sy * sy) * (1.0 / d(0.8, 1.6)), 2.0)
     low, high = np.minimum(tier, 1.0), np.maximum(tier - 1.0, 0.0)
-    flat = d(225, 255) * d.colour(0.07)
+    flat = d(230, 255) * d.colour(0.1)
     tint = _SLOPE_TINTS[d.index(len(_SLOPE_TINTS))] * d(0.75, 1.05)
     steep = d(40, 110) * d.colour(0.2)
     light = d(0, 2 * math.pi)
@@ -267,7 +267,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
 
     direction = d(0, 2 * math.pi)
     shading = (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction)) * d(0.0, 0.35) + 1.0
-    gain = math.exp(d(-0.25, 0.55)) * (1.0 + 0.18 * (d.colour(1.0) - 0.5))
+    gain = math.exp(d(-0.25, 0.55)) * (1.0 + 0.25 * (d.colour(1.0) - 0.5))
     weights = np.stack([w for w, _ in terms]).reshape(len(terms), -1) * shading.reshape(1, -1)
     colours = np.stack([c for _, c in terms]) * gain
     return (weights.T @ colours.astype(np.float32)).reshape(height, width, 3)
@@ -275,8 +275,8 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
 
 def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
     """Sensor and optics at the capture resolution (saturation, noise, JPEG), then upsampling to size."""
-    noise = rng.random(img.shape, dtype=np.float32)
-    img = noise * np.float32(d(3.0, 18.0)) + img
+    noise = rng.random(img.shape, dtype=np.float32) - 0.5
+    img = noise * np.float32(d(4.0, 24.0)) + img
     pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
     if d() < 0.6:
         buffer = io.BytesIO()
@@ -291,7 +291,7 @@ def _capture_size(d: _Draws, size: int) -> tuple[int, int]:
     """Most crops were captured at a lower (often anisotropic) resolution and upsampled, like the real ones."""
     if d() < 0.1:
         return size, size
-    base = size * d(0.25, 0.8)
+    base = size * d(0.2, 0.7)
     return max(8, round(base * d(0.75, 1.3))), max(8, round(base * d(0.75, 1.3)))
 
 

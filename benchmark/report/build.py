@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,8 @@ from benchmark.report.selection import Rows, build_rows
 from benchmark.store import atomic_write_csv, atomic_write_text
 
 CALIBRATION = ["test_ece", "test_nll", "test_entropy"]
+PERF_CAPTION = "Test performance: mean ± std over folds (× repeats × seeds); best per column in bold."
+CALIB_CAPTION = "Calibration: ECE (15 bins, top-label), NLL and mean predictive entropy of the test predictions."
 
 
 def _metric_names(metrics: list[str] | None, select_by: str, multiclass: bool) -> tuple[list[str], list[str], str]:
@@ -52,7 +55,7 @@ def _status_table(rows: Rows, backbones: list[str], n_expected: int) -> str:
     ]
     wide = counts.pivot(index="row", columns="backbone", values="text").reindex(index=rows.order, columns=backbones)
     wide.index.name, wide.columns.name = "method", None
-    return wide.style.set_caption("Finished runs per cell (done/planned)").to_html()
+    return wide.style.hide(axis="index", names=True).set_caption("Finished runs per cell (done/planned)").to_html()
 
 
 def _failures(results: pd.DataFrame) -> str:
@@ -65,16 +68,18 @@ def _failures(results: pd.DataFrame) -> str:
     return shown.style.hide(axis="index").set_caption(f"Failed runs ({len(failed)})").to_html()
 
 
-def _selection_counts(rows: Rows) -> pd.DataFrame:
+def _selection_counts(rows: Rows, backbones: list[str]) -> str:
+    """How often each setting was chosen, per backbone (HTML)."""
     picked = rows.selections[rows.selections["kind"] == "selected"]
     if picked.empty:
-        return picked
+        return ""
     counts = picked.groupby(["method_label", "backbone"]).size().unstack("backbone", fill_value=0)
-    counts.index.name, counts.columns.name = "setting", None
-    return counts
+    order = [r for r in rows.order if r in counts.index]
+    counts = counts.reindex(index=order, columns=[b for b in backbones if b in counts.columns], fill_value=0)
+    return counts.style.hide(axis="index", names=True).to_html()
 
 
-def _friedman_outputs(rows: Rows, metrics: list[str], directory: Path) -> tuple[list[stats.Friedman], list[str]]:
+def _friedman_outputs(rows: Rows, metrics: list[str], directory: Path) -> tuple[list[stats.Friedman], pd.DataFrame, list[str]]:
     results, notes = [], []
     for metric in metrics:
         result = stats.friedman(rows, metric)
@@ -87,89 +92,140 @@ def _friedman_outputs(rows: Rows, metrics: list[str], directory: Path) -> tuple[
             continue
         results.append(result)
         atomic_write_csv(directory / f"nemenyi_{metric}.csv", result.nemenyi.reset_index(names="method"))
+    columns = ["metric", "label", "blocks", "methods", "chi2", "p", "mean ranks (1 = best)"]
     table = pd.DataFrame([
-        {"metric": r.metric, "blocks": r.n_blocks, "methods": len(r.ranks), "chi2": r.statistic, "p": r.p,
+        {"metric": r.metric, "label": tables.column_label(r.metric), "blocks": r.n_blocks, "methods": len(r.ranks), "chi2": r.statistic, "p": r.p,
          "mean ranks (1 = best)": "; ".join(f"{k} {v:.2f}" for k, v in r.ranks.sort_values().items())}
         for r in results
-    ])
+    ], columns=columns)
     atomic_write_csv(directory / "friedman.csv", table)
-    return results, notes
+    return results, table, notes
 
 
-def _write(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | None, select_by: str) -> dict:
+@dataclass
+class _Report:
+    """Everything the report steps share."""
+
+    output_dir: Path
+    tmp: Path
+    results: pd.DataFrame
+    epochs: pd.DataFrame
+    config_text: str
+    name: str
+    classes: list[str]
+    performance: list[str]
+    stat_metrics: list[str]
+    select_by: str
+    oracle: bool
+    rows: Rows
+    backbones: list[str]
+    n_expected: int
+
+
+def _prepare(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | None, select_by: str) -> _Report:
     results, epochs = _load(output_dir)
     check_consistent(results, output_dir)
     config, config_text = read_config(output_dir)
     classes = class_names(results)
     performance, stat_metrics, select = _metric_names(metrics, select_by, len(classes) > 2)
-    rows = build_rows(results, select, oracle)
-    backbones = backbone_order(results, config)
-    n_expected = expected_runs_per_cell(results, config)
-    name = _experiment_name(config, results, output_dir)
-    steps = tqdm(total=6, desc="report", unit="step", leave=False)
+    return _Report(
+        output_dir, tmp, results, epochs, config_text, _experiment_name(config, results, output_dir), classes,
+        performance, stat_metrics, select, oracle, build_rows(results, select, oracle),
+        backbone_order(results, config), expected_runs_per_cell(results, config),
+    )
 
-    atomic_write_csv(tmp / "results.csv", results)
-    atomic_write_csv(tmp / "epochs.csv", epochs)
-    summary = tables.summarize(rows, backbones, list(dict.fromkeys(performance + CALIBRATION + stat_metrics)), n_expected)
-    atomic_write_csv(tmp / "tables" / "summary.csv", summary)
-    perf = summary[summary["metric"].isin(performance)]
+
+def _write_tables(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results/epochs copies, the long summary, the performance and calibration tables, the selections."""
+    atomic_write_csv(r.tmp / "results.csv", r.results)
+    atomic_write_csv(r.tmp / "epochs.csv", r.epochs)
+    metrics = list(dict.fromkeys(r.performance + CALIBRATION + r.stat_metrics))
+    summary = tables.summarize(r.rows, r.backbones, metrics, r.n_expected)
+    atomic_write_csv(r.tmp / "tables" / "summary.csv", summary)
+    perf = summary[summary["metric"].isin(r.performance)]
     calib = summary[summary["metric"].isin(CALIBRATION)]
-    perf_caption = "Test performance: mean ± std over folds (× repeats × seeds); best per column in bold."
-    calib_caption = "Calibration: ECE (15 bins, top-label), NLL and mean predictive entropy of the test predictions."
-    tables.write_table(perf, tmp / "tables" / "performance", perf_caption)
-    tables.write_table(calib, tmp / "tables" / "calibration", calib_caption)
-    atomic_write_csv(tmp / "selection.csv", rows.selections)
-    steps.update()
+    tables.write_table(perf, r.tmp / "tables" / "performance", PERF_CAPTION)
+    tables.write_table(calib, r.tmp / "tables" / "calibration", CALIB_CAPTION)
+    atomic_write_csv(r.tmp / "selection.csv", r.rows.selections)
+    return perf, calib
 
-    pairwise = stats.pairwise(rows, stat_metrics, backbones)
-    atomic_write_csv(tmp / "stats" / "pairwise.csv", pairwise)
+
+def _write_stats(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame, list[stats.Friedman], list[str]]:
+    pairwise = stats.pairwise(r.rows, r.stat_metrics, r.backbones)
+    atomic_write_csv(r.tmp / "stats" / "pairwise.csv", pairwise)
     shown = tables.pairwise_display(pairwise)
-    atomic_write_text(tmp / "stats" / "pairwise.md", shown.to_markdown(index=False) + "\n" if len(shown) else "")
-    friedmans, notes = _friedman_outputs(rows, stat_metrics, tmp / "stats")
-    steps.update()
+    atomic_write_text(r.tmp / "stats" / "pairwise.md", shown.to_markdown(index=False) + "\n" if len(shown) else "")
+    friedmans, table, notes = _friedman_outputs(r.rows, r.stat_metrics, r.tmp / "stats")
+    return shown, table, friedmans, notes
 
-    colors = figs.palette(list(rows.fair.values()))
-    fig_dir = tmp / "figures"
-    figures = figs.performance(rows, performance, backbones, colors, fig_dir)
-    figures += figs.sweeps(rows, ["test_f1", "test_accuracy"], backbones, colors, fig_dir)
-    figures += [figs.cd_diagram(r, fig_dir) for r in friedmans]
-    steps.update()
-    figures += figs.reliability(rows, output_dir, backbones, colors, fig_dir)
-    steps.update()
-    figures += figs.confusion(rows, backbones, classes, fig_dir)
-    figures += figs.learning_curves(rows, epochs, select, backbones, colors, fig_dir)
-    steps.update()
 
-    settings = int((rows.frame.drop_duplicates("row")["kind"] == "setting").sum())
-    planned = settings * len(backbones) * n_expected
-    n_done, n_failed = int((results["status"] == "done").sum()), int((results["status"] != "done").sum())
-    warnings = []
+def _write_figures(r: _Report, friedmans: list[stats.Friedman]) -> list[figs.Figure]:
+    colors = figs.palette(list(r.rows.fair.values()))
+    out = r.tmp / "figures"
+    return [
+        *figs.performance(r.rows, r.performance, r.backbones, colors, out),
+        *figs.sweeps(r.rows, ["test_f1", "test_accuracy"], r.backbones, colors, out),
+        *[figs.cd_diagram(f, colors, out) for f in friedmans],
+        *figs.reliability(r.rows, r.output_dir, r.backbones, colors, out),
+        *figs.confusion(r.rows, r.backbones, r.classes, out),
+        *figs.learning_curves(r.rows, r.epochs, r.select_by, r.backbones, colors, out),
+    ]
+
+
+def _warnings(r: _Report) -> list[str]:
+    settings = int((r.rows.frame.drop_duplicates("row")["kind"] == "setting").sum())
+    planned = settings * len(r.backbones) * r.n_expected
+    n_done, n_failed = int((r.results["status"] == "done").sum()), int((r.results["status"] != "done").sum())
+    out = []
     if n_done < planned:
-        warnings.append(
+        out.append(
             f"Partial results: {n_done} of {planned} planned runs done ({n_failed} failed). Cells with fewer runs "
             "show (n/N); statistics use done runs only."
         )
-    if rows.baseline is None:
-        warnings.append("No 'ce' runs: the pairwise comparisons against the baseline are skipped.")
-    friedman_table = pd.read_csv(tmp / "stats" / "friedman.csv") if friedmans else pd.DataFrame()
-    audit = output_dir / "audit.md"
-    selection = _selection_counts(rows)
+    if r.rows.baseline is None:
+        out.append("No 'ce' runs: the pairwise comparisons against the baseline are skipped.")
+    return out
+
+
+def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
+    if shown.empty:
+        return ""
+    table = shown.drop(columns="baseline").set_index(["metric", "backbone", "method"])
+    table.index.names = [None, None, None]
+    return table.style.set_caption(f"Against the baseline ({baseline})").to_html()
+
+
+def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.DataFrame, friedman: pd.DataFrame,
+                notes: list[str], figures: list[figs.Figure]) -> None:
+    audit = r.output_dir / "audit.md"
     page = html.render(
-        name=name,
-        tables=[tables.to_html(perf, perf_caption), tables.to_html(calib, calib_caption)],
-        pairwise=shown.style.hide(axis="index").set_caption("Against the baseline").to_html() if len(shown) else "",
-        friedman=friedman_table.style.hide(axis="index").format(precision=4).set_caption("Friedman test").to_html()
-        if len(friedman_table) else "",
-        stat_notes=notes, figures=figures, figure_dir=fig_dir, status=_status_table(rows, backbones, n_expected),
-        failures=_failures(results), selection=selection.style.to_html() if len(selection) else "",
-        audit_md=audit.read_text() if audit.is_file() else "", config=config_text,
-        provenance=provenance(results, output_dir, n_expected), warnings=warnings, baseline=rows.baseline,
-        select_by=select, oracle=oracle,
+        name=r.name,
+        tables=[tables.to_html(perf, PERF_CAPTION), tables.to_html(calib, CALIB_CAPTION)],
+        pairwise=_pairwise_html(shown, r.rows.baseline),
+        friedman=friedman.drop(columns="metric").rename(columns={"label": "metric"}).style.hide(axis="index").format(precision=4)
+        .set_caption("Friedman test").to_html()
+        if len(friedman) else "",
+        stat_notes=notes, figures=figures, figure_dir=r.tmp / "figures",
+        status=_status_table(r.rows, r.backbones, r.n_expected), failures=_failures(r.results),
+        selection=_selection_counts(r.rows, r.backbones),
+        audit_md=audit.read_text() if audit.is_file() else "", config=r.config_text,
+        provenance=provenance(r.results, r.output_dir, r.n_expected), warnings=_warnings(r),
+        baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle,
     )
-    atomic_write_text(tmp / "index.html", page)
-    steps.update()
-    steps.close()
-    return {"name": name}
+    atomic_write_text(r.tmp / "index.html", page)
+
+
+def _write(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | None, select_by: str, plots: bool) -> None:
+    report = _prepare(output_dir, tmp, oracle, metrics, select_by)
+    with tqdm(total=4, desc="report", unit="step", leave=False) as steps:
+        perf, calib = _write_tables(report)
+        steps.update()
+        shown, friedman, friedmans, notes = _write_stats(report)
+        steps.update()
+        figures = _write_figures(report, friedmans) if plots else []
+        steps.update()
+        _write_page(report, perf, calib, shown, friedman, notes, figures)
+        steps.update()
 
 
 def _experiment_name(config: dict, results: pd.DataFrame, output_dir: Path) -> str:
@@ -188,17 +244,36 @@ def _publish(tmp: Path, out_dir: Path) -> None:
         os.replace(tmp, out_dir)
 
 
+def _readable(root: Path) -> None:
+    """Folders 0755 and files 0644 (less the umask): temp files are created private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def build_report(
-    output_dir: Path, out_dir: Path, oracle: bool = False, *, metrics: list[str] | None = None, select_by: str = "val_f1"
+    output_dir: Path,
+    out_dir: Path,
+    oracle: bool = False,
+    *,
+    metrics: list[str] | None = None,
+    select_by: str = "val_f1",
+    figures: bool = True,
 ) -> Path:
-    """Write the report for `output_dir` into `out_dir` and return the path of its index.html."""
+    """Write the report for `output_dir` into `out_dir` and return the path of its index.html.
+
+    `metrics`: test metrics for the statistics (default accuracy, F1, + macro F1 for >2 classes); `select_by`: the
+    inner-validation score that picks a grid's setting; `figures=False` skips the plots (tables and statistics only).
+    """
     output_dir, out_dir = Path(output_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        _write(output_dir, tmp, oracle, metrics, select_by)
+        _write(output_dir, tmp, oracle, metrics, select_by, figures)
+        _readable(tmp)
         _publish(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -34,7 +34,7 @@ METRICS: dict[str, Metric] = {
     "ece": Metric("ECE", False, True),
     "brier": Metric("Brier score", False, False),
     "entropy": Metric("entropy", None, False, "nats"),
-    "loss": Metric("loss", False, False),
+    "loss": Metric("loss", False, False, "nats"),
 }
 
 GROUP_KEYS = ["backbone", "fold", "repeat", "seed"]

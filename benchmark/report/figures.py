@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scikit_posthocs as sp  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
@@ -38,8 +39,9 @@ class Figure:
 
 def _save(fig: plt.Figure, directory: Path, name: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    fig.savefig(directory / f"{name}.png", dpi=100, bbox_inches="tight")
-    fig.savefig(directory / f"{name}.svg", bbox_inches="tight")
+    bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    fig.savefig(directory / f"{name}.png", dpi=100, bbox_inches=bbox)
+    fig.savefig(directory / f"{name}.svg", bbox_inches=bbox)
     plt.close(fig)
 
 
@@ -133,6 +135,7 @@ def sweeps(rows: Rows, metrics: list[str], backbones: list[str], colors: dict, o
                     if len(ref):
                         ax.axhline(ref.mean(), linestyle=style, color=colors.get(label, "k"), label=f"{label} (mean)")
                 ax.set(xlabel=f"{symbol} ({name})", ylabel=info(metric).axis_label(), title=backbone)
+                ax.set_xticks(sorted(settings[param].dropna().unique()))
         _legend_right(fig, axes)
         fig.tight_layout()
         _save(fig, out, f"sweep_{method}")
@@ -143,15 +146,18 @@ def sweeps(rows: Rows, metrics: list[str], backbones: list[str], colors: dict, o
     return figures
 
 
-def cd_diagram(result: Friedman, out: Path) -> Figure:
+def cd_diagram(result: Friedman, colors: dict, out: Path) -> Figure:
     """Critical-difference diagram of mean ranks (1 = best) with Nemenyi non-significance bars."""
     fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.32 * len(result.ranks)))
-    sp.critical_difference_diagram(result.ranks, result.nemenyi, ax=ax, alpha=0.05)
+    sp.critical_difference_diagram(
+        result.ranks, result.nemenyi, ax=ax, alpha=0.05, color_palette={k: colors[k] for k in result.ranks.index},
+        label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
+    )
     label = info(result.metric).axis_label()
-    ax.set_title(f"{label}: mean rank over {result.n_blocks} blocks (Friedman p = {result.p:.3g})", pad=12)
+    ax.set_title(f"{label}: mean rank (1 = best) over {result.n_blocks} blocks, Friedman p = {result.p:.3g}", pad=12)
     _save(fig, out, f"cd_{result.metric}")
     return Figure(
-        f"cd_{result.metric}", f"Critical-difference diagram ({label})",
+        f"cd_{result.metric}", f"Critical-difference diagram: test {info(result.metric).label}",
         "Mean rank (1 = best) over backbone × fold × repeat × seed blocks; bars join methods the Nemenyi test "
         "does not separate at α = 0.05.",
     )
@@ -262,6 +268,7 @@ def learning_curves(rows: Rows, epochs: pd.DataFrame, val_metric: str, backbones
                 sns.lineplot(data=sub, x="epoch", y="value", hue="row", hue_order=order, palette=colors, errorbar="sd", ax=ax)
             prefix = "Train" if column.startswith("train") else "Validation"
             ax.set(xlabel="Epoch", ylabel=info(column).axis_label(prefix), title=backbone)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend_right(fig, axes, "Method")
     fig.tight_layout()
     _save(fig, out, "learning_curves")

@@ -22,7 +22,8 @@ nav a { margin-right: 14px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 10px 0 18px; font-size: 13.5px; }
 th, td { border: 1px solid #d4dae3; padding: 4px 9px; text-align: right; white-space: nowrap; }
-th { background: #eef2f7; } tbody th, td:first-child { text-align: left; }
+th { background: #eef2f7; white-space: normal; } thead th { text-align: center; }
+tbody th, td:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }
 table.kv td:first-child { font-weight: 600; background: #f7f9fc; } table.kv td { text-align: left; white-space: normal; }
 figure { margin: 18px 0 30px; } figure img { max-width: 100%; height: auto; border: 1px solid #e3e7ee; }

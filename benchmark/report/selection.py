@@ -28,8 +28,6 @@ class Rows:
         """Rows that enter figures and statistics: each method's single setting or its selected row."""
         return self.frame[self.frame["row"].isin(list(self.fair.values()))]
 
-    def kind_of(self, row: str) -> str:
-        return str(self.frame.loc[self.frame["row"] == row, "kind"].iloc[0])
 
 
 def _method_order(results: pd.DataFrame) -> list[str]:
@@ -58,7 +56,8 @@ def choose(rows: pd.DataFrame, score: str, order: list[str]) -> pd.DataFrame:
 def build_rows(results: pd.DataFrame, select_by: str = "val_f1", oracle: bool = False) -> Rows:
     """Expand the results into report rows; `oracle` adds the choice by the matching test score."""
     parts, order, fair, picks = [], [], {}, []
-    test_score = "test_" + select_by.split("_", 1)[1]
+    name = select_by.split("_", 1)[1]
+    test_score = "test_nll" if name == "loss" else f"test_{name}"
     for method in _method_order(results):
         rows = results[results["method"] == method]
         settings = _setting_order(rows)

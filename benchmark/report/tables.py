@@ -66,7 +66,7 @@ def best_mask(summary: pd.DataFrame) -> pd.Series:
     return mask
 
 
-def _column_label(metric: str) -> str:
+def column_label(metric: str) -> str:
     spec = info(metric)
     unit = "%" if spec.percent else spec.unit
     return spec.label[0].upper() + spec.label[1:] + (f" ({unit})" if unit else "")
@@ -77,7 +77,7 @@ def wide(summary: pd.DataFrame, style: str) -> tuple[pd.DataFrame, pd.DataFrame]
     texts = summary.apply(_cell, axis=1, style=style)
     bold = best_mask(summary)
     texts = [BOLD[style].format(t) if b else t for t, b in zip(texts, bold, strict=True)]
-    long = summary.assign(text=texts, bold=bold.to_numpy(), column=summary["metric"].map(_column_label))
+    long = summary.assign(text=texts, bold=bold.to_numpy(), column=summary["metric"].map(column_label))
     rows = list(dict.fromkeys(summary["row"]))
     columns = list(dict.fromkeys(zip(long["backbone"], long["column"], strict=True)))
     shape = {"index": "row", "columns": ["backbone", "column"], "sort": False}
@@ -110,7 +110,7 @@ def to_html(summary: pd.DataFrame, caption: str) -> str:
     text, bold = wide(summary, "html")
     styler = text.style.format(escape="html").format_index(escape="html", axis=0).format_index(escape="html", axis=1)
     styler = styler.apply(lambda _: np.where(bold, "font-weight: bold", ""), axis=None)
-    return styler.set_caption(caption).set_table_attributes('class="paper"').to_html()
+    return styler.hide(axis="index", names=True).set_caption(caption).set_table_attributes('class="paper"').to_html()
 
 
 def write_table(summary: pd.DataFrame, stem: Path, caption: str) -> None:
@@ -138,12 +138,12 @@ def pairwise_display(table: pd.DataFrame) -> pd.DataFrame:
         fmt = f"{{:+.{digits}f}}"
         ci = "—" if pd.isna(r["ci_low"]) else f"[{fmt.format(r['ci_low'] * scale)}, {fmt.format(r['ci_high'] * scale)}]"
         out.append({
-            "metric": _column_label(r["metric"]), "backbone": r["backbone"], "method": r["method"], "vs": r["baseline"],
-            "pairs": int(r["n_pairs"]),
+            "metric": column_label(r["metric"]), "backbone": r["backbone"], "method": r["method"],
+            "baseline": r["baseline"], "pairs": int(r["n_pairs"]),
             "method mean": "—" if pd.isna(r["mean"]) else f"{r['mean'] * scale:.{digits}f}",
             "baseline mean": "—" if pd.isna(r["mean_baseline"]) else f"{r['mean_baseline'] * scale:.{digits}f}",
             "Δ mean": "—" if pd.isna(r["mean_diff"]) else fmt.format(r["mean_diff"] * scale) + unit,
-            "95% CI (corrected)": ci, "t (NB)": "—" if pd.isna(r["t"]) else f"{r['t']:.2f}",
+            "95% CI": ci, "t (NB)": "—" if pd.isna(r["t"]) else f"{r['t']:.2f}",
             "p (NB t)": _p(r["p_t"]), "p Holm (NB t)": _p(r["p_t_holm"]),
             "p (Wilcoxon)": _p(r["p_wilcoxon"]), "p Holm (Wilcoxon)": _p(r["p_wilcoxon_holm"]),
         })
