@@ -109,14 +109,18 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
 
 
 def write_experiment_files(sweep: Sweep) -> None:
-    """Create the output folder and (re)write config.resolved.yaml and folds.json; tidy after a killed process."""
+    """Create the output folder, (re)write config.resolved.yaml and folds.json, and tidy what a killed process left
+    (temp files, the resume checkpoint and lease of a run it had just recorded)."""
     sweep.store.create(f"{sweep.cfg['_file']}: run.output")
     with sweep.store.locked():
+        sweep.store.remove_temp_files()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
     for run in sweep.runs:
         if sweep.status_of(run) == "done":
             (sweep.store.run_dir(run.run_id) / "last.pt").unlink(missing_ok=True)
+            if sweep.store.lease_path(run.run_id).exists() and sweep.store.acquire(run.run_id):
+                sweep.store.release(run.run_id)
 
 
 def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:

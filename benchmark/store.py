@@ -65,7 +65,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _remove_temp_files(folder: Path) -> None:
-    """Temp files left by a killed writer (`.NAME.*.tmp`); only called while holding the folder's lease."""
+    """Temp files left by a killed writer (`.NAME.*.tmp`); only called while no live process writes there."""
     for leftover in folder.glob(".*.tmp"):
         leftover.unlink(missing_ok=True)
 
@@ -96,6 +96,10 @@ class Store:
                 f"{where}: output folder {self.root} cannot be created or written ({exc.strerror or exc}); "
                 "set run.output to a writable folder"
             ) from None
+
+    def remove_temp_files(self) -> None:
+        """Temp files a killed process left in the experiment folder; call while holding `locked()`."""
+        _remove_temp_files(self.root)
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id

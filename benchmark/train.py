@@ -19,7 +19,7 @@ import methods
 from benchmark.dataset import Prepared
 from benchmark.metrics import classification_metrics
 from benchmark.protocol import Fold
-from benchmark.store import atomic_write_csv
+from benchmark.store import atomic_write_csv, crash_point
 
 MAXIMIZE = {"val_f1": True, "val_accuracy": True, "val_macro_f1": True, "val_loss": False}
 
@@ -172,6 +172,7 @@ def _is_better(score: float, best: float | None, select_by: str) -> bool:
 def _save_checkpoint(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
+    crash_point("checkpoint")
     tmp.replace(path)
 
 
@@ -243,6 +244,7 @@ def train_run(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            crash_point("batch")
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.detach().argmax(1) == y).sum())
             seen += len(y)

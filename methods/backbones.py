@@ -114,7 +114,8 @@ def backbone_info(name: str) -> dict[str, Any]:
 
 def create_timm(arch: str, num_classes: int, image_size: int, **kwargs: Any) -> nn.Module:
     """A randomly initialised timm model meeting the backbone contract (img_size set where the input is fixed)."""
-    if timm.models.get_pretrained_cfg(arch.split(".")[0]).fixed_input_size:
+    cfg = timm.models.get_pretrained_cfg(arch.split(".")[0])
+    if cfg is not None and cfg.fixed_input_size:
         kwargs.setdefault("img_size", image_size)
     net = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
     return TimmTokenBackbone(net) if needs_token_adapter(net) else net

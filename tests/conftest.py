@@ -9,6 +9,17 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny test models run faster on one thread (no thread fan-out overhead on a shared 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SOLDERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

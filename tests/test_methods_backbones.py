@@ -16,6 +16,15 @@ BUILTIN = ["cbam_resnet18", "ecaresnet26t", "googlenet", "resnet18", "resnet50",
            "tiny_cnn", "vgg16", "vit_tiny"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Batches of two are faster on one thread, and intra-op threads spin wastefully on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def cases() -> list:
     """Per backbone: 84 px with K=2 and its minimum image size with K=5 (heavy ones marked slow)."""
     out = []
@@ -159,3 +168,15 @@ def test_bilinear_wraps_other_backbones_and_reduces_dim(name):
     assert logits.shape == (2, 5) and model.head.in_features == 64
     logits.sum().backward()
     assert torch.isfinite(model.head.weight.grad).all()
+
+
+def test_nothing_is_downloaded(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a backbone tried to open a network connection")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
+    monkeypatch.setattr("torch.hub.download_url_to_file", no_network)
+    torch.save(timm.create_model("resnet10t", num_classes=2).state_dict(), tmp_path / "w.pth")
+    for name in ("timm:resnet10t", "seresnet18", "vit_tiny", "resnet18"):
+        methods.build_backbone(name, 2, 32)
+    methods.build_backbone("timm:resnet10t", 2, 32, weights=tmp_path / "w.pth")

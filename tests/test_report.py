@@ -257,7 +257,8 @@ def test_figures_and_html_exist_and_carry_content(report):
                  "abc1234", "protocol:", "Friedman", "<table"):
         assert text in page, text
     assert "Partial results" not in page and "/5" not in (out / "tables" / "performance.csv").read_text()
-    assert len(pd.read_csv(out / "results.csv")) == len(truth)
+    copied = pd.read_csv(out / "results.csv")
+    assert len(copied) == len(truth) and set(copied.columns) == set(truth.columns)
     assert len(pd.read_csv(out / "epochs.csv")) == 4 * len(truth)
 
 
@@ -348,5 +349,6 @@ def test_thousand_runs_report_in_30_seconds(tmp_path):
     start, cpu = time.perf_counter(), time.process_time()
     build_report(root, tmp_path / "report", oracle=True)
     elapsed = time.perf_counter() - start
-    print(f"report for {len(truth)} runs: {elapsed:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
-    assert elapsed < 30
+    used = time.process_time() - cpu
+    print(f"report for {len(truth)} runs: {elapsed:.1f} s wall, {used:.1f} s CPU")
+    assert used < 30, "CPU time, so that other load on a shared machine does not decide the result"

@@ -12,7 +12,7 @@ from benchmark.protocol import Fold
 NEAR_THRESHOLD = 4
 MAX_LISTED = 1000
 MAX_EXAMPLES = 5
-BLOCK = 512
+BLOCK_ELEMENTS = 1 << 22  # hash comparisons per block (bounds memory for large datasets)
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
@@ -37,8 +37,9 @@ def near_pairs(table: pd.DataFrame, threshold: int = NEAR_THRESHOLD) -> pd.DataF
     rows = table.index[table["phash"].notna()].to_numpy()
     codes = np.array([int(h, 16) for h in table.loc[rows, "phash"]], dtype=np.uint64)
     found_a, found_b, found_d = [], [], []
-    for start in range(0, len(codes), BLOCK):
-        dist = popcount64(np.ascontiguousarray(codes[start : start + BLOCK, None] ^ codes[None, :]))
+    block = max(1, BLOCK_ELEMENTS // max(len(codes), 1))
+    for start in range(0, len(codes), block):
+        dist = popcount64(np.ascontiguousarray(codes[start : start + block, None] ^ codes[None, :]))
         i, j = np.nonzero(dist <= threshold)
         i = i + start
         keep = j > i

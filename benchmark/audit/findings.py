@@ -10,11 +10,11 @@ IMBALANCE_NOTE = 3.0
 LEAK_WARNING = 0.01
 
 PHRASES = {
-    "format": "the file format alone",
-    "size": "the image size alone (width, height, aspect ratio)",
-    "colour": "the mean colour and contrast alone",
-    "metadata": "file metadata alone (format, mode, size, colour)",
-    "input_sharpness": "the sharpness of the {size} px model input alone",
+    "format": "the file format",
+    "size": "the image size (width, height, aspect ratio)",
+    "colour": "the mean colour and contrast",
+    "metadata": "the file metadata (format, mode, size, colour)",
+    "input_sharpness": "the sharpness of the {size} px model input",
     "input": "simple statistics of the {size} px model input (sharpness, mean colour, contrast)",
 }
 RESIZE_HINT = (
@@ -58,8 +58,7 @@ def _consequence(key: str, kind: str) -> tuple[str, str | None]:
 
 def _set_finding(task: dict, row: dict, image_size: int) -> dict | None:
     """The strongest statement about one feature set: overall shortcut, else one class singled out."""
-    phrase = PHRASES[row["key"]].format(size=image_size)
-    phrase = phrase[0].upper() + phrase[1:]
+    phrase = f"From {PHRASES[row['key']].format(size=image_size)} alone, a trivial classifier"
     merged = None if task["key"] == "task" else task["key"].split(":", 1)[1]
     what = "the label" if merged is None else f"which of its folders a {merged!r} image came from"
     others = "the other classes" if merged is None else f"the other folders merged into {merged!r}"
@@ -139,7 +138,7 @@ def _leak_findings(leakage: dict) -> list[dict]:
             f"{leakage['total_leaked']} of {leakage['total_test']} test images ({pooled:.1%}; per fold up to "
             f"{leakage['max_leaked_fraction']:.1%}) have an identical or near-identical copy in the training part of "
             "their fold: test scores are optimistic (the model has seen these images).",
-            "remove the duplicates, or group them so copies stay in one fold (protocol.group_by)",
+            "delete the redundant copies (audit.json lists every group and pair) and run the audit again",
         )
     ]
 

@@ -13,7 +13,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from tqdm import tqdm
 
-from benchmark.audit.inventory import COLOUR
+from benchmark.audit.inventory import COLOUR, PROGRESS_MIN_FILES
 from benchmark.protocol import Fold
 
 WARN_BALANCED = 0.9
@@ -181,7 +181,8 @@ def shortcut_report(
     """Evaluate every task under the given folds."""
     tasks = tasks_for(table, class_names, positive)
     total = len(tasks) * len(folds) * len(FEATURE_SETS)
-    with tqdm(total=total, desc="audit: shortcut check", unit="fit", file=sys.stderr, leave=False, disable=total < 60) as bar:
+    quiet = len(table) < PROGRESS_MIN_FILES
+    with tqdm(total=total, desc="audit: shortcut check", unit="fit", file=sys.stderr, leave=False, disable=quiet) as bar:
         evaluated = [evaluate_task(table, task, folds, seed, trees, bar) for task in tasks]
     return {
         "classifier": f"sklearn RandomForestClassifier(n_estimators={trees}, random_state={seed})",

@@ -65,7 +65,8 @@ def decode(
     key = hashlib.sha256(f"{files.fingerprint()}|{size}|{policy}|{via}".encode()).hexdigest()[:16]
     cached = cache_dir / f"images-{key}.npy" if cache_dir else None
     meta_path = cache_dir / f"images-{key}.json" if cache_dir else None
-    if cached and cached.exists() and meta_path.exists():
+    from_cache = bool(cached and cached.exists() and meta_path.exists())
+    if from_cache:
         bad_index = json.loads(meta_path.read_text())["bad"]
         images = np.load(cached)
         bad = [(int(i), reason) for i, reason in bad_index]
@@ -79,15 +80,14 @@ def decode(
         )
     keep = np.ones(len(files.files), dtype=bool)
     keep[[i for i, _ in bad]] = False
-    if cached and not cached.exists():
-        kept = np.ascontiguousarray(images[keep])
-        _atomic_save(cached, kept)
-        tmp = meta_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"bad": bad, "n": int(keep.sum())}))
-        os.replace(tmp, meta_path)
-        images = kept
-    elif not cached:
-        images = images[keep]
+    if not from_cache:
+        images = np.ascontiguousarray(images[keep])
+        if cached:
+            _atomic_save(cached, images)
+            fd, tmp = tempfile.mkstemp(dir=meta_path.parent, suffix=".json.tmp")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps({"bad": bad, "n": int(keep.sum())}))
+            os.replace(tmp, meta_path)
     if bad:
         listed = "; ".join(f"{files.files[i]} ({reason})" for i, reason in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""

@@ -41,8 +41,8 @@ _BOARDS = np.array(
     dtype=np.float32,
 )
 _BOARD_CUM = np.cumsum([0.2, 0.14, 0.14, 0.08, 0.08, 0.08, 0.06, 0.08, 0.08, 0.06])
-_PADS = np.array([(170, 170, 165), (196, 160, 80), (178, 112, 76)], dtype=np.float32)
-_PAD_CUM = np.cumsum([0.6, 0.25, 0.15])
+_PADS = np.array([(150, 150, 146), (196, 156, 72), (180, 104, 70)], dtype=np.float32)
+_PAD_CUM = np.cumsum([0.45, 0.3, 0.25])
 _CHIP_BODIES = np.array([(30, 30, 32), (42, 38, 36), (176, 140, 104), (150, 112, 80), (196, 180, 160)],
                         dtype=np.float32)
 _IC_BODIES = np.array([(30, 30, 32), (46, 46, 50), (60, 52, 46)], dtype=np.float32)
@@ -162,8 +162,8 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     # the centre component's own frame: moved off its pads for shifted_component
     c_angle, c_du, c_dv = 0.0, 0.0, 0.0
     if cls == "shifted_component":
-        c_dv = d.sign() * sev * pad_half * d(0.7, 1.3)
-        c_angle = d.sign() * sev * d(0.05, 0.3)
+        c_dv = d.sign() * sev * pad_half * d(1.0, 1.8)
+        c_angle = d.sign() * sev * d(0.1, 0.4)
         c_du = d(-0.12, 0.06) * sev
     cu, cv = _rotate(u, v, c_angle, c_du, c_dv, pivot_u=-term_len - 0.3)
     k = np.rint(v * (1.0 / pitch))
@@ -179,13 +179,13 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     # solder: the centre joint carries the defect, its neighbours are normal joints of varying height
     h_c, c_len, c_gamma = top, length, gamma
     if cls == "insufficient_solder":
-        h_c = top * (1.0 - 0.85 * sev)
-        c_len = length * (1.0 - 0.55 * sev * d(0.5, 1.0))
+        h_c = top * (1.0 - 0.9 * sev)
+        c_len = length * (1.0 - 0.75 * sev * d(0.6, 1.0))
         c_gamma = gamma * (1.0 + 0.8 * sev)
     fil = _fillet(cu, cv, c_len, c_gamma, term_half, w_toe)
     fil *= _rect(u, v, pad_u0 - 0.02, pad_u1 + 0.02, pad_half + 0.03, px) * h_c
-    if cls == "insufficient_solder" and d() < 0.35:
-        edge = 1.0 - 1.4 * sev * d(0.5, 1.0)
+    if cls == "insufficient_solder" and d() < 0.4:
+        edge = 1.0 - 1.6 * sev * d(0.6, 1.0)
         fil *= _unit((edge - d.sign() * cv * (1.0 / term_half)) * 4.0 + 0.5)
     if cls == "excessive_solder":
         mid = length * d(0.15, 0.4)
@@ -205,9 +205,9 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
         side = d.sign()
         mid = length * d(0.25, 0.7)
         wobble = np.sin(v * d(3.0, 9.0) + d(0.0, 6.3)) * d(-0.06, 0.06)
-        across = (u - mid - wobble) * (1.0 / ((0.025 + 0.17 * sev) * d(0.8, 1.25)))
+        across = (u - mid - wobble) * (1.0 / ((0.035 + 0.2 * sev) * d(0.8, 1.25)))
         bridge = np.sqrt(np.maximum(1.0 - across * across, 0.0)) * _band(v * side, 0.0, pitch, px)
-        bridge *= top * d(0.45, 0.8) * (0.7 + 0.3 * sev)
+        bridge *= top * d(0.6, 0.9) * (0.7 + 0.3 * sev)
         fil = np.maximum(fil, bridge)
         cover = np.maximum(cover, _unit(bridge * 50.0))
 
@@ -236,7 +236,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
     board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.75, 1.2)
     body = _IC_BODIES[d.index(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[d.index(len(_CHIP_BODIES))]
     body = body * d(0.8, 1.15)
-    pad = _PADS[d.weighted(_PAD_CUM)] * d(0.7, 1.0)
+    pad = _PADS[d.weighted(_PAD_CUM)] * d(0.55, 0.85)
     term = d(180, 235) * d.colour(0.08)
     silk = np.full(3, d(170, 230), dtype=np.float32)
 
@@ -291,7 +291,7 @@ def _capture_size(d: _Draws, size: int) -> tuple[int, int]:
     """Most crops were captured at a lower (often anisotropic) resolution and upsampled, like the real ones."""
     if d() < 0.1:
         return size, size
-    base = size * d(0.2, 0.7)
+    base = size * d(0.3, 0.8)
     return max(8, round(base * d(0.75, 1.3))), max(8, round(base * d(0.75, 1.3)))
 
 
@@ -362,7 +362,8 @@ def _write_images(folder: Path, params: dict, progress: bool) -> None:
     """Write every image under folder/<class>/ and the marker file last."""
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
     for cls in CLASSES:
-        (folder / cls).mkdir(parents=True, exist_ok=True)
+        if params["counts"][cls]:
+            (folder / cls).mkdir(parents=True, exist_ok=True)
     for cls, i in tqdm(jobs, desc="synthetic images", unit="img", file=sys.stderr, disable=not progress):
         rng = _image_rng(params["seed"], cls, i)
         array = render(rng, cls, params["size"], _severity(rng, cls))

@@ -137,7 +137,7 @@ def _prepare(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | Non
 
 def _write_tables(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results/epochs copies, the long summary, the performance and calibration tables, the selections."""
-    atomic_write_csv(r.tmp / "results.csv", r.results)
+    atomic_write_csv(r.tmp / "results.csv", r.results.drop(columns=r.results.attrs.get("added_columns", [])))
     atomic_write_csv(r.tmp / "epochs.csv", r.epochs)
     metrics = list(dict.fromkeys(r.performance + CALIBRATION + r.stat_metrics))
     summary = tables.summarize(r.rows, r.backbones, metrics, r.n_expected)

@@ -7,22 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import scikit_posthocs as sp
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
+from scipy import stats
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scikit_posthocs as sp  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy import stats  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from benchmark.metrics import ECE_BINS, expected_calibration_error  # noqa: E402
-from benchmark.report.columns import info  # noqa: E402
-from benchmark.report.selection import Rows  # noqa: E402
-from benchmark.report.stats import Friedman  # noqa: E402
+from benchmark.metrics import ECE_BINS, expected_calibration_error
+from benchmark.report.columns import info
+from benchmark.report.selection import Rows
+from benchmark.report.stats import Friedman
 
 PARAM_SYMBOLS = {"alpha": "α", "beta": "β", "epsilon": "ε", "gamma": "γ"}
 CI_NOTE = "error bars: 95% t-interval over folds × repeats × seeds"
@@ -37,12 +35,19 @@ class Figure:
     caption: str
 
 
-def _save(fig: plt.Figure, directory: Path, name: str) -> None:
+def _figure(nrows: int, ncols: int, width: float, height: float, **kwargs) -> tuple[MplFigure, np.ndarray]:
+    """A figure with an Agg canvas (no pyplot, no global state) and a 2-D array of axes."""
+    fig = MplFigure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+
+
+def _save(fig: MplFigure, directory: Path, name: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
     fig.savefig(directory / f"{name}.png", dpi=100, bbox_inches=bbox)
-    fig.savefig(directory / f"{name}.svg", bbox_inches=bbox)
-    plt.close(fig)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster, selectable
+        fig.savefig(directory / f"{name}.svg", bbox_inches=bbox)
 
 
 def t_interval(values: pd.Series) -> tuple[float, float]:
@@ -64,7 +69,7 @@ def _scaled(frame: pd.DataFrame, metrics: list[str], id_vars: list[str]) -> pd.D
     return long.assign(value=long["value"] * long["metric"].map(lambda m: info(m).scale()))
 
 
-def _legend_right(fig: plt.Figure, axes: np.ndarray, title: str | None = None) -> None:
+def _legend_right(fig: MplFigure, axes: np.ndarray, title: str | None = None) -> None:
     handles, labels = [], []
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -84,7 +89,7 @@ def performance(rows: Rows, metrics: list[str], backbones: list[str], colors: di
     if data.empty:
         return []
     order = [r for r in rows.fair.values() if r in set(data["row"])]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 + 1.3 * len(backbones) * len(metrics), 4.2), squeeze=False)
+    fig, axes = _figure(1, len(metrics), 3.2 + 1.3 * len(backbones) * len(metrics), 4.2)
     for ax, metric in zip(axes.flat, metrics, strict=True):
         sub = data[data["metric"] == metric]
         sns.pointplot(
@@ -117,9 +122,7 @@ def sweeps(rows: Rows, metrics: list[str], backbones: list[str], colors: dict, o
         symbol = PARAM_SYMBOLS.get(name, name)
         data = _scaled(settings, metrics, ["backbone", param])
         references = {label: _scaled(done[done["row"] == label], metrics, ["backbone"]) for label in (rows.baseline, fair_row) if label}
-        fig, axes = plt.subplots(
-            len(metrics), len(backbones), figsize=(1.0 + 3.6 * len(backbones), 3.0 * len(metrics)), squeeze=False, sharex=True
-        )
+        fig, axes = _figure(len(metrics), len(backbones), 1.0 + 3.6 * len(backbones), 3.0 * len(metrics), sharex=True)
         for i, metric in enumerate(metrics):
             for j, backbone in enumerate(backbones):
                 ax = axes[i, j]
@@ -148,7 +151,8 @@ def sweeps(rows: Rows, metrics: list[str], backbones: list[str], colors: dict, o
 
 def cd_diagram(result: Friedman, colors: dict, out: Path) -> Figure:
     """Critical-difference diagram of mean ranks (1 = best) with Nemenyi non-significance bars."""
-    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.32 * len(result.ranks)))
+    fig, axes = _figure(1, 1, 8.5, 1.2 + 0.32 * len(result.ranks))
+    ax = axes[0, 0]
     sp.critical_difference_diagram(
         result.ranks, result.nemenyi, ax=ax, alpha=0.05, color_palette={k: colors[k] for k in result.ranks.index},
         label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
@@ -192,7 +196,7 @@ def reliability(rows: Rows, output_dir: Path, backbones: list[str], colors: dict
             continue
         ncols = min(4, len(panels))
         nrows = -(-len(panels) // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.5 * nrows), squeeze=False)
+        fig, axes = _figure(nrows, ncols, 3.4 * ncols, 3.5 * nrows)
         for ax, (row, probs, labels) in zip(axes.flat, panels, strict=False):
             confidence = probs.max(axis=1)
             correct = (probs.argmax(axis=1) == labels).astype(np.float64)
@@ -223,9 +227,7 @@ def confusion(rows: Rows, backbones: list[str], classes: list[str], out: Path) -
     labels = [r for r in rows.fair.values() if r in set(done["row"])]
     if not labels:
         return []
-    fig, axes = plt.subplots(
-        len(backbones), len(labels), figsize=(1.0 + 3.3 * len(labels), 3.2 * len(backbones)), squeeze=False
-    )
+    fig, axes = _figure(len(backbones), len(labels), 1.0 + 3.3 * len(labels), 3.2 * len(backbones))
     for i, backbone in enumerate(backbones):
         for j, row in enumerate(labels):
             ax = axes[i, j]
@@ -255,9 +257,7 @@ def learning_curves(rows: Rows, epochs: pd.DataFrame, val_metric: str, backbones
     if data.empty or not panels:
         return []
     order = [r for r in rows.fair.values() if r in set(data["row"])]
-    fig, axes = plt.subplots(
-        len(panels), len(backbones), figsize=(1.0 + 4.0 * len(backbones), 3.2 * len(panels)), squeeze=False, sharex=True
-    )
+    fig, axes = _figure(len(panels), len(backbones), 1.0 + 4.0 * len(backbones), 3.2 * len(panels), sharex=True)
     for i, column in enumerate(panels):
         scale = info(column).scale()
         for j, backbone in enumerate(backbones):

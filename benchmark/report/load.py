@@ -45,7 +45,8 @@ def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     missing = [c for c in REQUIRED if c not in results]
     if missing:
         raise UserError(f"{output_dir}: results lack the columns {', '.join(missing)} (see docs/results-schema.md)")
-    results = results.reindex(columns=list(results.columns) + [c for c in METRIC_COLUMNS if c not in results])
+    added = [c for c in METRIC_COLUMNS if c not in results]
+    results = results.reindex(columns=list(results.columns) + added)
     for column in METRIC_COLUMNS + ["n_train", "n_test", "n_val"]:
         if column in results:
             results[column] = pd.to_numeric(results[column], errors="coerce").astype("float64")
@@ -54,6 +55,7 @@ def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     results["status"] = results["status"].fillna("failed").astype(str)
     for column in ("method", "method_label", "backbone"):
         results[column] = results[column].astype(str)
+    results.attrs["added_columns"] = added
     return results, load_epochs(output_dir)
 
 

@@ -29,7 +29,6 @@ class Rows:
         return self.frame[self.frame["row"].isin(list(self.fair.values()))]
 
 
-
 def _method_order(results: pd.DataFrame) -> list[str]:
     methods = list(dict.fromkeys(results["method"]))
     return sorted(methods, key=lambda m: (m != BASELINE, methods.index(m)))

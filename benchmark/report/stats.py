@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,13 +51,22 @@ def _holm(p: pd.Series) -> pd.Series:
     return out
 
 
-def pairs(rows: Rows, metric: str, backbone: str, row: str) -> pd.DataFrame:
+@contextmanager
+def _frozen_gc() -> Iterator[None]:
+    """statsmodels' Holm calls gc.collect(); freezing the existing objects keeps that cheap."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
     """Done runs of `row` and of the baseline on the same (fold, repeat, seed) of one backbone."""
-    fair = rows.fair_frame()
-    done = fair[(fair["status"] == "done") & (fair["backbone"] == backbone) & fair[metric].notna()]
+    done = done[(done["backbone"] == backbone) & done[metric].notna()]
     extra = [c for c in ("n_train", "n_test") if c in done]
     left = done[done["row"] == row][PAIR_KEYS + [metric] + extra]
-    right = done[done["row"] == rows.baseline][PAIR_KEYS + [metric]]
+    right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
     merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
     return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
 
@@ -65,10 +77,12 @@ def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFra
     if rows.baseline is None:
         return pd.DataFrame()
     others = [r for r in rows.fair.values() if r != rows.baseline]
+    fair = rows.fair_frame()
+    done = fair[fair["status"] == "done"]
     for metric in metrics:
         for backbone in backbones:
             for row in others:
-                paired = pairs(rows, metric, backbone, row)
+                paired = pairs(done, rows.baseline, metric, backbone, row)
                 diff = paired["diff"].to_numpy(dtype=np.float64)
                 ratio = float((paired["n_test"] / paired["n_train"]).mean()) if "n_train" in paired else np.nan
                 t, p_t, low, high = corrected_ttest(diff, ratio)
@@ -83,8 +97,9 @@ def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFra
     if table.empty:
         return table
     groups = table.groupby(["metric", "backbone"], sort=False)
-    table["p_t_holm"] = groups["p_t"].transform(_holm)
-    table["p_wilcoxon_holm"] = groups["p_wilcoxon"].transform(_holm)
+    with _frozen_gc():
+        table["p_t_holm"] = groups["p_t"].transform(_holm)
+        table["p_wilcoxon_holm"] = groups["p_wilcoxon"].transform(_holm)
     return table
 
 

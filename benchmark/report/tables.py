@@ -118,7 +118,8 @@ def write_table(summary: pd.DataFrame, stem: Path, caption: str) -> None:
     md, _ = wide(summary, "md")
     csv, _ = wide(summary, "csv")
     atomic_write_text(stem.with_suffix(".md"), f"{caption}\n\n{_flat(md).to_markdown()}\n")
-    atomic_write_text(stem.with_suffix(".tex"), to_latex(summary, caption, f"tab:{stem.name}"))
+    tex_caption = caption.replace("±", r"$\pm$").replace("×", r"$\times$").replace("%", r"\%")
+    atomic_write_text(stem.with_suffix(".tex"), to_latex(summary, tex_caption, f"tab:{stem.name}"))
     atomic_write_text(stem.with_suffix(".csv"), _flat(csv).to_csv())
 
 

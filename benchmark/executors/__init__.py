@@ -1,0 +1,1 @@
+"""Ways to execute the pending runs of a sweep other than one after another in this process."""

@@ -1,0 +1,129 @@
+"""Run a sweep's pending runs as Ray tasks: one task per run with its CPU/GPU request, records written by the driver.
+
+The driver holds each run's lease while its task is queued or running, writes the record the task returns and
+rebuilds the tables, so resume, `status` and `report` work exactly as with the local executor. Workers read the
+data and write checkpoints at the same paths as the driver: data and output folders must be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+import methods
+from benchmark.dataset import Prepared, prepare
+from benchmark.runner import Sweep, claim, make_record, save_result, train_and_record
+from benchmark.store import Store
+from benchmark.train import RunSpec, resolve_device
+
+HEARTBEAT_S = 10.0
+PASSED_ENV = ("SOLDERBENCH_CACHE",)
+_prepared: dict[str, Prepared] = {}
+
+
+def _prepared_in_worker(cfg: dict, expected: dict[str, str]) -> Prepared:
+    """The prepared data of this config, made once per worker process, checked to be the driver's data and folds."""
+    key = json.dumps({k: cfg[k] for k in ("data", "protocol")}, sort_keys=True, default=str)
+    if key not in _prepared:
+        _prepared[key] = prepare(cfg)
+    prepared = _prepared[key]
+    found = {"scan": prepared.scan_fingerprint, "folds": prepared.folds_fingerprint}
+    if found != expected:
+        raise RuntimeError(
+            f"data at {cfg['data']['root']} on host {os.uname().nodename} differs from the driver's "
+            f"(fingerprints {found} vs {expected}); workers need the same data at the same path"
+        )
+    return prepared
+
+
+def train_task(cfg: dict, run: RunSpec, output: str, expected: dict[str, str],
+               env: dict[str, str]) -> tuple[dict, pd.DataFrame | None]:
+    """Body of one Ray task: train `run` in this worker, checkpoints under `output`; returns (record, history)."""
+    os.environ.update(env)
+    torch.set_num_threads(max(1, int(cfg["run"]["ray"]["num_cpus_per_run"])))
+    methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    prepared = _prepared_in_worker(cfg, expected)
+    sweep = Sweep(cfg, Store(output), prepared, [])
+    return train_and_record(sweep, run, resolve_device(cfg["run"]["device"]), show_progress=False)
+
+
+def connect(address: str | None) -> bool:
+    """Join the Ray cluster at `address` (auto, ray://...), or start a local instance; True if this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+    return True
+
+
+def _failure_reason(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, show_progress: bool = True) -> dict:
+    """Train `todo` as Ray tasks; returns counts {done, failed, busy}. A run whose worker died is retried
+    `run.ray.max_retries` times (resuming from its last checkpoint), then recorded failed."""
+    import ray
+
+    ray_cfg = sweep.cfg["run"]["ray"]
+    started = connect(ray_cfg["address"])
+    task = ray.remote(train_task).options(
+        num_cpus=ray_cfg["num_cpus_per_run"], num_gpus=ray_cfg["num_gpus_per_run"],
+        max_retries=ray_cfg["max_retries"], retry_exceptions=False,
+    )
+    output = str(sweep.store.root.resolve())
+    expected = {"scan": sweep.prepared.scan_fingerprint, "folds": sweep.prepared.folds_fingerprint}
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    cfg_ref = ray.put(sweep.cfg)
+    counts = {"done": 0, "failed": 0, "busy": 0}
+    in_flight: dict = {}
+    try:
+        for run in todo:
+            if not claim(sweep, run, retry_failed):
+                counts["busy"] += 1
+                continue
+            in_flight[task.remote(cfg_ref, run, output, expected, env)] = (run, time.perf_counter())
+        bar = tqdm(total=len(in_flight), desc="sweep (ray)", unit="run", file=sys.stderr, disable=not show_progress)
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=HEARTBEAT_S)
+            for run, _tick in in_flight.values():
+                sweep.store.heartbeat(run.run_id)
+            for ref in ready:
+                run, tick = in_flight.pop(ref)
+                try:
+                    record, history = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    record, history = make_record(sweep, run, "failed", _failure_reason(exc), None,
+                                                  time.perf_counter() - tick, "ray"), None
+                try:
+                    save_result(sweep, record, history)
+                finally:
+                    sweep.store.release(run.run_id)
+                counts[record["status"]] += 1
+                sweep.store.rebuild_tables()
+                bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}: {record['status']}")
+                bar.update()
+        bar.close()
+    finally:
+        for ref, (run, _tick) in in_flight.items():
+            ray.cancel(ref, force=True)
+            sweep.store.release(run.run_id)
+        if started:
+            ray.shutdown()
+    return counts
