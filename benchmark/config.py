@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,16 @@ def _device_check(value: str) -> str | None:
 
 def _int_list(value: list) -> str | None:
     return None if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "must be a non-empty list of integers"
+
+
+def _regex_check(value: str) -> str | None:
+    if value == "duplicates":
+        return None
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc})"
+    return None if compiled.groups >= 1 else "needs one capturing group, e.g. '(normal_b\\d)', or the value 'duplicates'"
 
 
 def _methods_check(value: list) -> str | None:
@@ -87,7 +98,8 @@ SCHEMA = Section(
                 "folds": Field((int,), default=5, check=at_least(2)),
                 "repeats": Field((int,), default=1, check=at_least(1)),
                 "stratify": Field((bool,), default=True),
-                "group_by": Field((str,), nullable=True),
+                "group_by": Field((str,), nullable=True, check=_regex_check,
+                                  doc="regex on file names (first group = group id), or 'duplicates'"),
                 "val_fraction": Field((float,), default=0.15, check=open_interval(0, 1)),
                 "select_by": Field((str,), default="val_f1", choices=SELECT_BY),
                 "seed": Field((int,), default=42),

@@ -72,9 +72,16 @@ def versions() -> dict:
 
 def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
     """Load plugins, prepare the data and folds, plan all runs. Writes nothing to the output folder."""
-    methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    where = cfg["_file"]
+    try:
+        methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    except UserError as exc:
+        raise UserError(f"{where}: plugins: {exc}") from None
     store = Store(cfg["run"]["output"])
-    prepared = prepare(cfg, decode_images=decode_images)
+    try:
+        prepared = prepare(cfg, decode_images=decode_images)
+    except UserError as exc:
+        raise exc if str(exc).startswith(where) else UserError(f"{where}: {exc}") from None
     runs = plan_runs(cfg, prepared.scan_fingerprint, [(f.repeat, f.fold) for f in prepared.folds])
     return Sweep(cfg, store, prepared, runs)
 
@@ -105,7 +112,7 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
     try:
         return resolve_device(cfg["run"]["device"])
     except RuntimeError as exc:
-        raise UserError(f"{where}: run.device: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
 
 
 def write_experiment_files(sweep: Sweep) -> None:

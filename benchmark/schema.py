@@ -25,7 +25,7 @@ class Field:
 
     def describe(self) -> str:
         if self.choices:
-            allowed = " | ".join(map(str, self.choices))
+            allowed = ("a list of " if list in self.types else "") + " | ".join(map(str, self.choices))
         else:
             allowed = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in self.types)
         return allowed + (" or null" if self.nullable else "")

@@ -1,4 +1,9 @@
-"""Train one run on one fold: epochs with inner validation, model selection, epoch checkpoints, test."""
+"""Train one run on one fold: epochs with inner validation, model selection, epoch checkpoints, test.
+
+The fold's images stay in memory as uint8 (on the training device); each step gathers a batch by index, augments
+it on the tensor, normalizes it and runs forward, backward and the optimizer step (`Trainer.train_step`). The
+benchmark's `bench` command times the same `Trainer` methods, so what it measures is what `train_run` runs.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import precision_recall_fscore_support
 from tqdm import tqdm
 
 import methods
@@ -73,45 +79,78 @@ def run_seed(spec: RunSpec) -> int:
     return spec.seed * 1_000_003 + spec.repeat * 1009 + spec.fold
 
 
-def augment_batch(x: torch.Tensor, ops: list[str], gen: torch.Generator) -> torch.Tensor:
-    """Random flips / 90° rotations per sample, on a whole batch of NCHW tensors at once."""
-    n = x.shape[0]
-    if "hflip" in ops:
-        mask = (torch.rand(n, generator=gen) < 0.5).to(x.device)[:, None, None, None]
-        x = torch.where(mask, x.flip(3), x)
-    if "vflip" in ops:
-        mask = (torch.rand(n, generator=gen) < 0.5).to(x.device)[:, None, None, None]
-        x = torch.where(mask, x.flip(2), x)
-    if "rot90" in ops:
-        turns = torch.randint(0, 4, (n,), generator=gen).to(x.device)
-        out = x.clone()
-        for k in (1, 2, 3):
-            sel = turns == k
-            if sel.any():
-                out[sel] = torch.rot90(x[sel], k, dims=(2, 3))
-        x = out
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a CPU tensor to the device; on CUDA through pinned memory without blocking the host."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def draw_augmentations(n: int, ops: list[str], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One epoch's random augmentation choices, one entry per sample position: flip flags and 90° turns."""
+    draws = {}
+    for op in ops:
+        if op == "rot90":
+            draws[op] = torch.randint(0, 4, (n,), generator=gen)
+        else:
+            draws[op] = torch.rand(n, generator=gen) < 0.5
+    return draws
+
+
+def augment_batch(x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Apply per-sample flips / 90° rotations (`draws` from `draw_augmentations`) to a whole NCHW batch at once.
+
+    Element-wise selects only (no data-dependent branches), so a CUDA batch never waits for the host.
+    Rotations need square images (the decoded cache always is).
+    """
+    if "hflip" in draws:
+        x = torch.where(draws["hflip"][:, None, None, None], x.flip(3), x)
+    if "vflip" in draws:
+        x = torch.where(draws["vflip"][:, None, None, None], x.flip(2), x)
+    if "rot90" in draws:
+        turns = draws["rot90"][:, None, None, None]
+        t = x.transpose(2, 3)
+        x = torch.where(turns == 1, t.flip(2),
+                        torch.where(turns == 2, x.flip((2, 3)), torch.where(turns == 3, t.flip(3), x)))
     return x
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (n-1) standard deviation of N x H x W x 3 uint8 images in [0, 1], exact, in float64.
+
+    Computed from each channel's histogram of the 256 values, so no float copy of the images is made.
+    """
+    values = np.arange(256, dtype=np.float64) / 255.0
+    mean, std = np.zeros(3), np.ones(3)
+    for c in range(images.shape[-1]):
+        counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        n = counts.sum()
+        mean[c] = (counts * values).sum() / n
+        std[c] = math.sqrt((counts * (values - mean[c]) ** 2).sum() / max(n - 1, 1)) if n > 1 else float("nan")
+    return mean, std
 
 
 class FoldData:
     """The fold's uint8 images on the device and the normalization from its training part."""
 
     def __init__(self, prepared: Prepared, fold: Fold, device: torch.device, channels_last: bool):
-        images = torch.from_numpy(np.ascontiguousarray(prepared.images)).permute(0, 3, 1, 2)
-        if not channels_last:
-            images = images.contiguous()
         self.device = device
-        self.parts = {}
+        self.parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for part in ("train", "val", "test"):
-            idx = torch.from_numpy(getattr(fold, part))
-            self.parts[part] = (images[idx].to(device), torch.from_numpy(prepared.files.labels[getattr(fold, part)]).to(device))
-        train_float = self.parts["train"][0].double() / 255.0
-        self.mean = train_float.mean(dim=(0, 2, 3)).float().view(1, 3, 1, 1)
-        self.std = train_float.std(dim=(0, 2, 3)).clamp_min(1e-3).float().view(1, 3, 1, 1)
+            idx = getattr(fold, part)
+            images = torch.from_numpy(np.ascontiguousarray(prepared.images[idx])).permute(0, 3, 1, 2)
+            if not channels_last:
+                images = images.contiguous()
+            labels = torch.from_numpy(np.asarray(prepared.files.labels[idx], dtype=np.int64))
+            self.parts[part] = (to_device(images, device), to_device(labels, device))
+        mean, std = channel_stats(prepared.images[fold.train])
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(device)
+        self.std = torch.tensor(std, dtype=torch.float32).clamp_min(1e-3).view(1, 3, 1, 1).to(device)
         self.indices = {part: getattr(fold, part) for part in ("train", "val", "test")}
 
     def to_input(self, raw: torch.Tensor) -> torch.Tensor:
-        return (raw.float() / 255.0 - self.mean) / self.std
+        """uint8 batch -> float model input (x / 255 - mean) / std, in the batch's memory format."""
+        return raw.to(torch.float32, copy=True).div_(255.0).sub_(self.mean).div_(self.std)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -122,10 +161,10 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 def evaluate(model, objective, data: FoldData, part: str, batch_size: int, amp: bool) -> tuple[np.ndarray, float]:
-    """Probabilities and mean objective value over one part, without autograd."""
+    """Probabilities and mean objective value over one part, without autograd (one device sync at the end)."""
     x_all, y_all = data.parts[part]
     model.eval()
-    probs, loss_sum = [], 0.0
+    probs, losses = [], []
     with torch.inference_mode():
         for start in range(0, len(y_all), batch_size):
             x = data.to_input(x_all[start : start + batch_size])
@@ -133,17 +172,32 @@ def evaluate(model, objective, data: FoldData, part: str, batch_size: int, amp: 
             with _autocast(data.device, amp):
                 logits = model(x)
             logits = logits.float()
-            loss_sum += float(objective(logits, y)) * len(y)
-            probs.append(torch.softmax(logits, dim=1).double().cpu())
-    return torch.cat(probs).numpy(), loss_sum / max(len(y_all), 1)
+            losses.append(objective(logits, y).double() * len(y))
+            probs.append(torch.softmax(logits, dim=1))
+        if not probs:
+            return np.zeros((0, 0)), float("nan")
+        out = torch.cat(probs).double().cpu().numpy()
+        loss = float(torch.stack(losses).sum().cpu()) / len(y_all)
+    return out, loss
 
 
-def _make_optimizer(params, cfg: dict):
+def epoch_scores(probs: np.ndarray, labels: np.ndarray, positive: int) -> dict:
+    """The per-epoch selection scores (accuracy, positive-class F1, macro F1), defined as in `classification_metrics`
+    but from one scikit-learn call: the epoch loop needs no calibration or AUROC."""
+    pred = probs.argmax(axis=1)
+    classes = list(range(probs.shape[1]))
+    _, _, f1, _ = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)
+    return {"accuracy": float(np.mean(pred == labels)), "f1": float(f1[positive]), "macro_f1": float(np.mean(f1))}
+
+
+def _make_optimizer(params, cfg: dict, device: torch.device):
+    """The configured optimizer; Adam/AdamW use the fused kernel on CPU and CUDA (one kernel for all parameters)."""
     opt = cfg["train"]["optimizer"]
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if opt["name"] == "adam":
-        return torch.optim.Adam(params, lr=opt["lr"], weight_decay=opt["weight_decay"])
+        return torch.optim.Adam(params, lr=opt["lr"], weight_decay=opt["weight_decay"], **fused)
     if opt["name"] == "adamw":
-        return torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"])
+        return torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], **fused)
     return torch.optim.SGD(params, lr=opt["lr"], weight_decay=opt["weight_decay"], momentum=opt["momentum"])
 
 
@@ -163,6 +217,125 @@ def build_model(spec: RunSpec, num_classes: int, image_size: int):
     return objective.wrap_model(model, num_classes), objective
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timing); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Trainer:
+    """A run's model, objective, optimizer and fold data, with the steps `train_run` and `bench` share.
+
+    Seeds torch and NumPy from the run, then builds the model: the same run always starts from the same weights.
+    """
+
+    def __init__(self, spec: RunSpec, cfg: dict, data: FoldData, num_classes: int):
+        train_cfg = cfg["train"]
+        self.device = data.device
+        self.data = data
+        self.augment = list(cfg["data"]["augment"])
+        self.batch_size = train_cfg["batch_size"]
+        self.eval_batch_size = train_cfg["eval_batch_size"]
+        self.amp = train_cfg["amp"]
+        torch.manual_seed(run_seed(spec))
+        np.random.seed(run_seed(spec) % 2**32)
+        model, objective = build_model(spec, num_classes, cfg["data"]["image_size"])
+        self.model = model.to(self.device)
+        if train_cfg["channels_last"]:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.objective = objective.to(self.device)
+        self.forward = torch.compile(self.model) if train_cfg["compile"] else self.model
+        self.optimizer = _make_optimizer(self.model.parameters(), cfg, self.device)
+        self.scheduler = _make_scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.gen = torch.Generator().manual_seed(run_seed(spec))
+
+    @property
+    def n_train(self) -> int:
+        return len(self.data.parts["train"][1])
+
+    def epoch_batches(self) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """This epoch's shuffled index batches and their augmentation draws, copied to the device in one go.
+
+        A last batch of one sample is dropped (batch norm cannot train on it).
+        """
+        n, size = self.n_train, self.batch_size
+        order = to_device(torch.randperm(n, generator=self.gen), self.device)
+        draws = {k: to_device(v, self.device) for k, v in draw_augmentations(n, self.augment, self.gen).items()}
+        return [
+            (order[start : start + size], {k: v[start : start + size] for k, v in draws.items()})
+            for start in range(0, n, size)
+            if min(size, n - start) >= 2 or n == 1
+        ]
+
+    def make_batch(self, idx: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather the uint8 images by index, augment them, normalize: the model's float input and the labels."""
+        x_train, y_train = self.data.parts["train"]
+        return self.data.to_input(augment_batch(x_train[idx], draws)), y_train[idx]
+
+    def fit_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, backward and optimizer step on one ready batch; returns the detached loss and logits."""
+        with _autocast(self.device, self.amp):
+            logits = self.forward(x)
+        loss = self.objective(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
+
+    def train_step(self, idx: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step from the uint8 images; returns the batch's loss and its number of correct predictions."""
+        x, y = self.make_batch(idx, draws)
+        loss, logits = self.fit_batch(x, y)
+        crash_point("batch")
+        return loss, (logits.argmax(1) == y).sum()
+
+    def train_epoch(self, epoch: int, steps: int | None = None) -> tuple[float, float]:
+        """Train one epoch (or its first `steps` steps); returns mean loss and accuracy.
+
+        Losses stay on the device until the end of the epoch (no per-step sync); a non-finite one fails the run.
+        """
+        self.model.train()
+        batches = self.epoch_batches()[:steps]
+        losses, correct = [], []
+        for idx, draws in batches:
+            loss, right = self.train_step(idx, draws)
+            losses.append(loss)
+            correct.append(right)
+        if not batches:
+            return float("nan"), float("nan")
+        sizes = torch.tensor([len(idx) for idx, _ in batches], dtype=torch.float64)
+        loss_values = torch.stack(losses).double().cpu()
+        bad = torch.nonzero(~torch.isfinite(loss_values))
+        if len(bad):
+            step = int(bad[0])
+            raise RunFailed(f"loss is {float(loss_values[step])} at epoch {epoch} (step {step + 1})")
+        seen = float(sizes.sum())
+        return float((loss_values * sizes).sum()) / seen, float(torch.stack(correct).sum().cpu()) / seen
+
+    def evaluate(self, part: str) -> tuple[np.ndarray, float]:
+        return evaluate(self.forward, self.objective, self.data, part, self.eval_batch_size, self.amp)
+
+    def state(self) -> dict:
+        """Everything an epoch checkpoint needs to resume this trainer exactly."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+
 def _is_better(score: float, best: float | None, select_by: str) -> bool:
     if select_by == "last" or best is None:
         return True
@@ -174,6 +347,29 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
     torch.save(payload, tmp)
     crash_point("checkpoint")
     tmp.replace(path)
+
+
+def run_epoch(trainer: Trainer, epoch: int, positive: int) -> tuple[dict, np.ndarray, float]:
+    """Train one epoch and validate: the history row, the validation probabilities and loss."""
+    tick = time.perf_counter()
+    train_loss, train_accuracy = trainer.train_epoch(epoch)
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    if trainer.scheduler is not None:
+        trainer.scheduler.step()
+    val_probs, val_loss = trainer.evaluate("val")
+    scores = epoch_scores(val_probs, trainer.data.parts["val"][1].cpu().numpy(), positive)
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "val_loss": val_loss,
+        "val_accuracy": scores["accuracy"],
+        "val_f1": scores["f1"],
+        "val_macro_f1": scores["macro_f1"],
+        "lr": lr,
+        "epoch_time_s": time.perf_counter() - tick,
+    }
+    return row, val_probs, val_loss
 
 
 def train_run(
@@ -189,97 +385,36 @@ def train_run(
     train_cfg = cfg["train"]
     select_by = cfg["protocol"]["select_by"]
     fold = next(f for f in prepared.folds if f.repeat == spec.repeat and f.fold == spec.fold)
-    num_classes = len(prepared.class_names)
-    torch.manual_seed(run_seed(spec))
-    np.random.seed(run_seed(spec) % 2**32)
-    model, objective = build_model(spec, num_classes, cfg["data"]["image_size"])
-    model = model.to(device)
-    if train_cfg["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if train_cfg["compile"] else model
-    optimizer = _make_optimizer(model.parameters(), cfg)
-    scheduler = _make_scheduler(optimizer, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=train_cfg["amp"] and device.type == "cuda")
     data = FoldData(prepared, fold, device, train_cfg["channels_last"])
-    gen = torch.Generator().manual_seed(run_seed(spec))
+    trainer = Trainer(spec, cfg, data, len(prepared.class_names))
     run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     history: list[dict] = []
     start_epoch, best_score, best_epoch, stale = 1, None, 0, 0
     if last_path.exists():
         state = torch.load(last_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        trainer.load_state(state)
         history = state["history"]
         start_epoch, best_score, best_epoch, stale = state["epoch"] + 1, state["best_score"], state["best_epoch"], state["stale"]
-    x_train, y_train = data.parts["train"]
-    n_train = len(y_train)
-    batch = train_cfg["batch_size"]
+    best_val: tuple[np.ndarray, float] | None = None
     epochs = range(start_epoch, train_cfg["epochs"] + 1)
     bar = tqdm(epochs, desc=f"  {spec.method}/{spec.backbone} f{spec.fold}", unit="ep", leave=False,
                file=sys.stderr, disable=not show_progress, initial=start_epoch - 1, total=train_cfg["epochs"])
     for epoch in bar:
         if train_cfg["early_stopping"] and stale >= train_cfg["early_stopping"]["patience"]:
             break
-        tick = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_train, generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for start in range(0, n_train, batch):
-            idx = order[start : start + batch].to(device)
-            if len(idx) < 2 and n_train > 1:
-                continue
-            x = data.to_input(augment_batch(x_train[idx], cfg["data"]["augment"], gen))
-            y = y_train[idx]
-            with _autocast(device, train_cfg["amp"]):
-                logits = forward(x)
-            loss = objective(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"loss is {float(loss.detach())} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            crash_point("batch")
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
-            seen += len(y)
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None:
-            scheduler.step()
-        val_probs, val_loss = evaluate(forward, objective, data, "val", train_cfg["eval_batch_size"], train_cfg["amp"])
-        val = classification_metrics(val_probs, data.parts["val"][1].cpu().numpy(), prepared.positive)
-        val["loss"] = val_loss
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_accuracy": correct / max(seen, 1),
-            "val_loss": val_loss,
-            "val_accuracy": val["accuracy"],
-            "val_f1": val["f1"],
-            "val_macro_f1": val["macro_f1"],
-            "lr": lr,
-            "epoch_time_s": time.perf_counter() - tick,
-        }
+        row, val_probs, val_loss = run_epoch(trainer, epoch, prepared.positive)
         history.append(row)
         score = row[select_by] if select_by != "last" else epoch
         if _is_better(score, best_score, select_by):
             best_score, best_epoch, stale = score, epoch, 0
-            _save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
+            best_val = (val_probs, val_loss)
+            _save_checkpoint(best_path, {"model": trainer.model.state_dict(), "epoch": epoch})
         else:
             stale += 1
         _save_checkpoint(
             last_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
+            trainer.state() | {
                 "history": history,
                 "epoch": epoch,
                 "best_score": best_score,
@@ -290,11 +425,14 @@ def train_run(
         heartbeat()
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{select_by: f"{row.get(select_by, epoch):.3f}"})
     bar.close()
+    model = trainer.model
     model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
-    val_probs, val_loss = evaluate(model, objective, data, "val", train_cfg["eval_batch_size"], train_cfg["amp"])
-    val = classification_metrics(val_probs, data.parts["val"][1].cpu().numpy(), prepared.positive)
-    val["loss"] = val_loss
-    test_probs, _ = evaluate(model, objective, data, "test", train_cfg["eval_batch_size"], train_cfg["amp"])
+    if best_val is None:
+        best_val = trainer.evaluate("val")
+    val_labels = data.parts["val"][1].cpu().numpy()
+    val = classification_metrics(best_val[0], val_labels, prepared.positive)
+    val["loss"] = best_val[1]
+    test_probs, _ = evaluate(model, trainer.objective, data, "test", trainer.eval_batch_size, trainer.amp)
     test_labels = data.parts["test"][1].cpu().numpy()
     test = classification_metrics(test_probs, test_labels, prepared.positive)
     if not all(math.isfinite(v) for v in test_probs.ravel()):

@@ -34,6 +34,8 @@ def test_relative_root_resolves_against_experiment_file(tmp_path, image_folder, 
         ({"data": {"augment": ["hflp"]}}, "did you mean 'hflip'?"),
         ({"methods": []}, "methods: must list at least one method"),
         ({"bogus": 1}, "unknown key bogus"),
+        ({"protocol": {"group_by": "(unclosed"}}, "protocol.group_by: not a valid regular expression"),
+        ({"protocol": {"group_by": "normal_b"}}, "needs one capturing group"),
     ],
 )
 def test_bad_values_give_one_line_naming_file_and_key(tmp_path, image_folder, sections, message):

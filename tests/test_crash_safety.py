@@ -24,10 +24,11 @@ import yaml
 from benchmark.config import load_config
 from benchmark.runner import run_sweep
 from benchmark.store import CRASH_ENV, Store, load_results
-from tests.conftest import write_config
+from tests.conftest import make_image_folder, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 3
+IMAGES = {"normal": 24, "defective": 12}
 # Kill points, in the order the chained processes hit them (WHERE:N = the N-th time this process gets there).
 KILL_POINTS = [
     "write:config.resolved.yaml:1",  # before anything is trained
@@ -72,7 +73,7 @@ def _start(ctx, argv: list[str], log: Path, **env: str):
 def _experiment(tmp_path: Path, image_folder: Path, name: str) -> Path:
     return write_config(tmp_path / name / "exp.yaml", image_folder,
                         methods=["ce", {"name": "alpha_js", "alpha": 0.5}],
-                        protocol={"folds": 2, "val_fraction": 0.25, "seed": 1}, train={"epochs": EPOCHS},
+                        protocol={"folds": 2, "val_fraction": 0.25, "seed": 1}, train={"epochs": EPOCHS, "threads": 1},
                         run={"output": str(tmp_path / name / "out"), "device": "cpu"})
 
 
@@ -96,10 +97,14 @@ def _assert_clean_and_equal(out: Path, reference: pd.DataFrame) -> None:
     assert yaml.safe_load((out / "config.resolved.yaml").read_text())["name"] == "t"
 
 
-@pytest.fixture
-def reference(tmp_path, image_folder) -> pd.DataFrame:
-    experiment = _experiment(tmp_path, image_folder, "reference")
-    run_sweep(load_config(experiment), show_progress=False)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> pd.DataFrame:
+    """The uninterrupted sweep (on the same images as the `image_folder` fixture)."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    experiment = _experiment(tmp_path, make_image_folder(tmp_path / "data", IMAGES), "reference")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOLDERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        run_sweep(load_config(experiment), show_progress=False)
     return pd.read_csv(experiment.parent / "out" / "results.csv")
 
 

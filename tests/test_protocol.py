@@ -54,3 +54,17 @@ def test_fixed_split_layout_accepts_valid_folder(tmp_path):
     (fold,) = make_folds(files, ProtocolSpec(kind="fixed"))
     assert (len(fold.train), len(fold.val), len(fold.test)) == (7, 7, 7)
     assert {files.split[i] for i in fold.val} == {"val"}
+
+
+def test_group_by_duplicates_keeps_identical_files_together(tmp_path):
+    import shutil
+
+    root = make_image_folder(tmp_path / "d", {"normal": 20, "defective": 10})
+    originals = sorted((root / "normal").iterdir())[:6]
+    for i, path in enumerate(originals):
+        shutil.copy(path, root / "normal" / f"copy {i}.png")
+    files = scan(root)
+    groups = groups_from_names(files, "duplicates")
+    assert len(set(groups)) == len(files.files) - 6
+    for f in make_folds(files, ProtocolSpec(folds=3, group_by="duplicates", val_fraction=0.2)):
+        assert not set(groups[f.test]) & set(groups[np.concatenate([f.train, f.val])])

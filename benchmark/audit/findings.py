@@ -35,6 +35,14 @@ def _severity(balanced: float, chance: float) -> str | None:
     return None
 
 
+def set_severity(task: dict, row: dict) -> str | None:
+    """warning: balanced accuracy or one class's F1 reaches the flag; caution: balanced accuracy halfway to perfect."""
+    severity = _severity(row["balanced_accuracy"], task["chance_balanced_accuracy"])
+    if any(v is not None and v >= WARN_BALANCED for v in row.get("per_class_f1", {}).values()):
+        return WARNING
+    return severity
+
+
 def _consequence(key: str, kind: str) -> tuple[str, str | None]:
     """What a shortcut of this feature set means for a model, and what to do."""
     if kind == "input":

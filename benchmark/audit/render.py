@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmark.audit.findings import CAUTION, WARNING, set_severity
+
 LABELS = {"warning": "Warning", "caution": "Caution", "info": "Note"}
 MAX_EXAMPLES = 5
 
@@ -120,7 +122,7 @@ def _task_rows(task: dict, flag_at: float) -> list[list[object]]:
              _pct(maj.get("f1")) if binary else _pct(maj["macro_f1"]), "", ""]]
     for s in task["sets"]:
         singled = "" if binary else _singled_out(s, flag_at)
-        flag = "**yes**" if s["balanced_accuracy"] >= flag_at or singled else ""
+        flag = {WARNING: "**yes**", CAUTION: "*maybe*"}.get(set_severity(task, s), "")
         rows.append([s["title"], f"{s['accuracy']:.1%} ± {s['accuracy_std']:.1%}", _pct(s["balanced_accuracy"]),
                      _pct(s.get("f1")) if binary else _pct(s["macro_f1"]), singled, flag])
     return rows
@@ -128,7 +130,8 @@ def _task_rows(task: dict, flag_at: float) -> list[list[object]]:
 
 def _shortcuts_md(sc: dict) -> list[str]:
     lines = [f"Classifier: {sc['classifier']}; {sc['protocol']}. A feature set is flagged when its balanced accuracy, "
-             f"or its F1 for one class (telling that class from all others), reaches {sc['warn_balanced_accuracy']:.0%}.",
+             f"or its F1 for one class (telling that class from all others), reaches {sc['warn_balanced_accuracy']:.0%} "
+             "(**yes**); *maybe*: balanced accuracy at least halfway from chance to 100%.",
              ""]
     for task in sc["tasks"]:
         counts = ", ".join(f"{n} {c}" for n, c in zip(task["classes"], task["counts"], strict=True))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import methods
-
 NAME = "list"
 HELP = "List registered methods and backbones: parameters with defaults, description, citation."
 KINDS = ("methods", "backbones")
@@ -20,12 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def method_lines(name: str) -> list[str]:
+    import methods
+
     info = methods.method_info(name)
     params = ", ".join(f"{p}: {type_name} = {default!r}" for p, (type_name, default) in info["params"].items())
     return [f"{name}({params})", f"    {info['description']}", f"    cite: {info['citation']}"]
 
 
 def backbone_lines(name: str) -> list[str]:
+    import methods
+
     info = methods.backbone_info(name)
     lines = [f"{name}  (min image size {info['min_image_size']})", f"    {info['description']}"]
     if info["notes"]:
@@ -34,6 +36,8 @@ def backbone_lines(name: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import methods
+
     methods.load_plugins(args.plugin, Path.cwd())
     sections = {
         "methods": ("methods", methods.list_methods, method_lines),

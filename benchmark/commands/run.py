@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from benchmark.config import load_config
-from benchmark.plan import parse_only, select
 
 NAME = "run"
 HELP = "run an experiment (skips finished runs, resumes interrupted ones)"
@@ -24,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark.plan import parse_only, select
     from benchmark.runner import open_sweep, run_sweep
 
     cfg = load_config(args.config, args.overrides)

@@ -72,6 +72,10 @@ def decode(
         bad = [(int(i), reason) for i, reason in bad_index]
     else:
         images, bad = _decode_all(files, size, policy, via)
+    if bad and len(bad) == len(files.files):
+        i, reason = bad[0]
+        raise UserError(f"no readable image in {files.root}: all {len(bad)} file(s) failed to decode, "
+                        f"first: {files.files[i]} ({reason}); expected image files (PNG, JPEG, TIFF, BMP, ...)")
     if bad and on_bad_file == "error":
         i, reason = bad[0]
         raise UserError(

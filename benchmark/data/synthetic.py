@@ -131,8 +131,8 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     """
     height, width = tex.shape
     ic = d() < 0.4
-    angle = d.index(4) * (math.pi / 2) + d(-0.14, 0.14)
-    scale = d(1.0, 1.6) if ic else d(1.2, 2.1)
+    angle = d.index(2) * math.pi + d(-0.12, 0.12)
+    scale = d(1.1, 1.6) if ic else d(1.3, 2.0)
     ax = (np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width) - 1.0
     ay = (np.arange(height, dtype=np.float32) + 0.5) * (2.0 / height) - 1.0
     gx, gy = np.meshgrid(ax, ay)

@@ -35,7 +35,16 @@ from benchmark.explain.load import (
     test_part,
 )
 from benchmark.explain.markdown import write_markdown
-from benchmark.explain.noise import DEFAULT_LEVELS, NOISE_KINDS, TOP_FRACTION, add_noise, map_stability, top_region
+from benchmark.explain.noise import (
+    DEFAULT_LEVELS,
+    NOISE_KINDS,
+    TOP_FRACTION,
+    add_noise,
+    constant_maps,
+    map_stability,
+    nan_mean,
+    top_region,
+)
 from benchmark.metrics import classification_metrics
 from benchmark.store import Store, atomic_write_text
 
@@ -114,6 +123,12 @@ def _progress(items, desc: str, options: Options, **kwargs):
     return tqdm(items, desc=desc, file=sys.stderr, leave=False, disable=not options.show_progress, **kwargs)
 
 
+def _row_label(label: str, file: str) -> str:
+    """The true class, and the file's folder where it differs from the class (e.g. `defective (short)`)."""
+    folder = Path(file).parent.name
+    return f"{label} ({folder})" if folder and folder != label else label
+
+
 def _clean_maps(group: Group, run: LoadedRun, cam: str, options: Options) -> np.ndarray:
     key = (run.spec.run_id, cam)
     if key not in group.clean_maps:
@@ -140,7 +155,7 @@ def cam_part(group: Group, options: Options, stage: Path) -> tuple[list[dict], d
         for cam in options.cams:
             maps = compute_cams(run.model, group.targets[run.spec.run_id], cam, x, pred, options.batch_size)
             columns.append(figures.CamColumn(f"{run.label}\n{CAM_TITLES[cam]}", maps, titles, list(pred != labels[chosen])))
-    row_labels = [f"{group.class_names[labels[i]]} · {Path(group.test.files[i]).name[:16]}" for i in chosen]
+    row_labels = [_row_label(group.class_names[labels[i]], group.test.files[i]) for i in chosen]
     name = f"cams_{safe_name(group.backbone)}.png"
     figures.cam_grid(group.test.uint8(chosen), row_labels, columns,
                      f"{group.backbone}: class activation maps of the predicted class (title: prediction and its "
@@ -153,13 +168,13 @@ def cam_part(group: Group, options: Options, stage: Path) -> tuple[list[dict], d
             maps = _clean_maps(group, run, cam, options)
             mass = maps.reshape(len(maps), -1).astype(np.float64)
             top = top_region(maps).reshape(len(maps), -1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                concentration = (mass * top).sum(1) / mass.sum(1)
+            flat = constant_maps(maps)
+            concentration = np.where(flat, np.nan, (mass * top).sum(1) / np.maximum(mass.sum(1), 1e-12))
             drop = road_drop(run.model, x_eval, maps, classes, 100 - int(round(100 * TOP_FRACTION)),
                              options.batch_size, options.seed)
-            rows.append(group.run_row(run) | {"cam": cam, "road_drop": float(np.mean(drop)),
-                                              "concentration": float(np.nanmean(concentration)),
-                                              "n_eval": len(group.subset)})
+            rows.append(group.run_row(run) | {"cam": cam, "road_drop": nan_mean(drop),
+                                              "concentration": nan_mean(concentration),
+                                              "flat_maps": int(flat.sum()), "n_eval": len(group.subset)})
     info = {
         "figure": name,
         "target_layer": {"path": group.targets[group.runs[0].spec.run_id].path,
@@ -187,8 +202,8 @@ def noise_part(group: Group, options: Options) -> list[dict]:
                 pearson, iou = map_stability(_clean_maps(group, run, cam, options), maps)
                 rows.append(group.run_row(run) | {
                     "noise": kind, "level": level, "accuracy": scores["accuracy"], "f1": scores["f1"],
-                    "macro_f1": scores["macro_f1"], "cam": cam, "pearson": float(np.nanmean(pearson)),
-                    "pearson_undefined": int(np.isnan(pearson).sum()), "iou_top20": float(np.mean(iou)),
+                    "macro_f1": scores["macro_f1"], "cam": cam, "pearson": nan_mean(pearson),
+                    "iou_top20": nan_mean(iou), "undefined_pairs": int(np.isnan(iou).sum()),
                     "n_images": len(group.test.labels), "n_eval": len(group.subset),
                 })
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -171,15 +172,21 @@ def road_drop(model: nn.Module, inputs: Tensor, maps: np.ndarray, classes: Seque
     """ROAD (Rong et al. 2022): drop of the class's softmax probability when the map's top pixels are removed.
 
     The pixels above the map's `percentile` are imputed from their neighbours (grad-cam's ROADMostRelevantFirst);
-    a larger drop means the map points at evidence the model uses. The imputer's noise is drawn from `seed`.
+    a larger drop means the map points at evidence the model uses. NaN for flat maps (nothing to remove); the
+    imputer's noise is drawn from `seed`.
     """
     metric = ROADMostRelevantFirst(percentile=percentile)
-    drops = []
+    flat = maps.reshape(len(maps), -1)
+    valid = np.flatnonzero(flat.max(axis=1) > flat.min(axis=1))
+    drops = np.full(len(maps), np.nan)
+    classes = np.asarray(classes)
     model.eval()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*__array_wrap__", category=DeprecationWarning)
         torch.manual_seed(seed)
-        for start in range(0, len(inputs), batch_size):
-            targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes[start : start + batch_size]]
-            change = metric(inputs[start : start + batch_size], maps[start : start + batch_size], targets, model)
-            drops.append(-np.asarray(change, dtype=np.float64))
-    return np.concatenate(drops)
+        for start in range(0, len(valid), batch_size):
+            idx = valid[start : start + batch_size]
+            targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes[idx]]
+            change = metric(inputs[torch.from_numpy(idx)], maps[idx], targets, model)
+            drops[idx] = -np.asarray(change, dtype=np.float64).reshape(-1)
+    return drops

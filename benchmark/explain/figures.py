@@ -66,9 +66,10 @@ def cam_grid(images: np.ndarray, row_labels: list[str], columns: list[CamColumn]
 
 def noise_curves(frame: pd.DataFrame, title: str, path: Path) -> None:
     """Rows = noise kinds, columns = metrics; one line per run (method), dashed per CAM method for map metrics."""
+    frame = frame.rename(columns={"label": "method", "cam": "CAM"})
     kinds = list(dict.fromkeys(frame["noise"]))
     metrics = [m for m in METRIC_TITLES if m in frame and frame[m].notna().any()]
-    order = list(dict.fromkeys(frame["label"]))
+    order = list(dict.fromkeys(frame["method"]))
     colors = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=False))
     fig, axes = plt.subplots(len(kinds), len(metrics), figsize=(3.1 * len(metrics), 2.6 * len(kinds) + 0.5),
                              squeeze=False)
@@ -76,9 +77,9 @@ def noise_curves(frame: pd.DataFrame, title: str, path: Path) -> None:
         part = frame[frame["noise"] == kind]
         for j, metric in enumerate(metrics):
             ax = axes[i, j]
-            style = "cam" if metric in ("pearson", "iou_top20") and part["cam"].nunique() > 1 else None
-            data = part if style else part.drop_duplicates(["label", "level"])
-            sns.lineplot(data=data, x="level", y=metric, hue="label", hue_order=order, palette=colors, style=style,
+            style = "CAM" if metric in ("pearson", "iou_top20") and part["CAM"].nunique() > 1 else None
+            data = part if style else part.drop_duplicates(["method", "level"])
+            sns.lineplot(data=data, x="level", y=metric, hue="method", hue_order=order, palette=colors, style=style,
                          marker="o", ax=ax, legend=(i == 0 and j == len(metrics) - 1), errorbar=None)
             ax.set_xlabel(NOISE_TITLES.get(kind, kind))
             ax.set_ylabel(METRIC_TITLES[metric])
@@ -86,7 +87,7 @@ def noise_curves(frame: pd.DataFrame, title: str, path: Path) -> None:
             ax.grid(alpha=0.3)
     legend_ax = axes[0, len(metrics) - 1]
     if legend_ax.get_legend() is not None:
-        sns.move_legend(legend_ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, title=None, frameon=False)
+        sns.move_legend(legend_ax, "upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)

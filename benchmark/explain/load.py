@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def short_labels(records: list[dict]) -> dict[str, str]:
         varying = [k for k in mine if len({json.dumps(p.get(k)) for p in same_method}) > 1]
         inner = ", ".join(f"{PARAM_SYMBOLS.get(k, k)}={mine[k]}" for k in varying)
         labels[record["run_id"]] = f"{record['method']}({inner})" if inner else record["method"]
-    return labels
+    counts = Counter((r["backbone"], labels[r["run_id"]]) for r in records)
+    return {r["run_id"]: labels[r["run_id"]] + (f" [{r['run_id'][:6]}]" if counts[(r["backbone"], labels[r["run_id"]])] > 1
+                                               else "") for r in records}
 
 
 def choose_records(store: Store, requested: list[str] | None, first_seed: int) -> list[dict]:

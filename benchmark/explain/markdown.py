@@ -46,7 +46,10 @@ def _cams(info: dict, folder: Path) -> list[str]:
                 "imputed (higher = the map points at evidence the model uses); **concentration** = share of the map's "
                 "mass inside that top region (higher = more focused).", "",
                 _table(frame, {"backbone": "backbone", "label": "method", "cam": "CAM", "road_drop": "ROAD drop ↑",
-                               "concentration": "concentration ↑"}), ""]
+                               "concentration": "concentration ↑", "flat_maps": "flat maps"}), ""]
+        if frame["flat_maps"].sum() > 0:
+            out += ["Flat maps (constant, e.g. when the target layer's feature map is 1×1 at this image size) localize "
+                    "nothing: they are left out of these means and of the stability measures.", ""]
     return out
 
 

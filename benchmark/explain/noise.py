@@ -44,8 +44,14 @@ def top_region(maps: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
     return (flat >= threshold).reshape(maps.shape)
 
 
+def constant_maps(maps: np.ndarray) -> np.ndarray:
+    """Per map: whether it is flat (e.g. from a 1x1 feature map), so that it localizes nothing."""
+    flat = maps.reshape(len(maps), -1)
+    return flat.max(axis=1) <= flat.min(axis=1)
+
+
 def map_stability(clean: np.ndarray, noisy: np.ndarray, fraction: float = TOP_FRACTION) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: Pearson r between the two maps (NaN where one is constant) and IoU of their top regions."""
+    """Per image: Pearson r between the two maps and IoU of their top regions; NaN where either map is flat."""
     a = clean.reshape(len(clean), -1).astype(np.float64)
     b = noisy.reshape(len(noisy), -1).astype(np.float64)
     with warnings.catch_warnings():
@@ -54,4 +60,15 @@ def map_stability(clean: np.ndarray, noisy: np.ndarray, fraction: float = TOP_FR
     ta, tb = top_region(clean, fraction), top_region(noisy, fraction)
     inter = (ta & tb).reshape(len(ta), -1).sum(axis=1)
     union = (ta | tb).reshape(len(ta), -1).sum(axis=1)
-    return pearson, inter / np.maximum(union, 1)
+    iou = inter / np.maximum(union, 1)
+    undefined = constant_maps(clean) | constant_maps(noisy)
+    pearson[undefined] = np.nan
+    iou[undefined] = np.nan
+    return pearson, iou
+
+
+def nan_mean(values: np.ndarray) -> float:
+    """Mean of the defined values; NaN (without a warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")

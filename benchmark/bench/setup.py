@@ -1,0 +1,130 @@
+"""What `bench` measures on: a validated config, the data decoded once (timed, cold cache) and one split."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+import methods
+from benchmark.config import AUGMENTATIONS, SCHEMA
+from benchmark.data.cache import decode
+from benchmark.dataset import Prepared, data_folder, positive_index, scan_config
+from benchmark.errors import UserError
+from benchmark.protocol import Fold
+from benchmark.schema import validate
+
+REFERENCE_SPLIT = (2370, 508)  # the published script's epoch: 2,370 training and 508 validation images
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The command line of `bench`, as plain values."""
+
+    backbone: str = "resnet18"
+    image_size: int = 84
+    batch_size: int = 64
+    data: str = "synthetic"
+    classes: str = "binary"
+    augment: tuple[str, ...] = AUGMENTATIONS
+    device: str = "auto"
+    channels_last: bool = True
+    amp: bool = False
+    compile: bool = False
+    eval_batch_size: int = 256
+    n_train: int = REFERENCE_SPLIT[0]
+    n_val: int = REFERENCE_SPLIT[1]
+    seed: int = 0
+
+
+@dataclass
+class BenchData:
+    cfg: dict
+    prepared: Prepared
+    fold: Fold
+    preparation: dict
+
+
+def _class_mapping(folder: Path, classes: str) -> dict[str, list[str]] | None:
+    if classes == "folders":
+        return None
+    subfolders = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    if "normal" not in subfolders or len(subfolders) < 2:
+        raise UserError(f"--classes binary needs a 'normal' folder and at least one other in {folder} "
+                        f"(found: {', '.join(subfolders) or 'none'}); use --classes folders")
+    return {"normal": ["normal"], "defective": [s for s in subfolders if s != "normal"]}
+
+
+def bench_config(opts: BenchOptions) -> dict:
+    """The experiment config the bench trains with: the project defaults plus the command-line choices."""
+    if opts.data != "synthetic" and not Path(opts.data).is_dir():
+        raise UserError(f"--data {opts.data}: not a folder; give an image folder (one sub-folder per class) or 'synthetic'")
+    raw = {
+        "name": "bench",
+        "data": {"root": opts.data, "image_size": opts.image_size, "augment": list(opts.augment)},
+        "train": {"batch_size": opts.batch_size, "eval_batch_size": opts.eval_batch_size,
+                  "channels_last": opts.channels_last, "amp": opts.amp, "compile": opts.compile},
+        "methods": ["ce"],
+        "backbones": [opts.backbone],
+        "run": {"device": opts.device},
+    }
+    cfg = validate(raw, SCHEMA, "bench", "")
+    methods.backbone_info(opts.backbone)
+    cfg["_file"], cfg["_dir"] = "bench", str(Path.cwd())
+    if opts.data != "synthetic":
+        cfg["data"]["root"] = str(Path(opts.data).resolve())
+    cfg["data"]["classes"] = _class_mapping(data_folder(cfg), opts.classes)
+    return cfg
+
+
+def bench_split(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> Fold:
+    """A stratified train / validation split of `n_train` / `n_val` images (at most 70% / 15% of the data)."""
+    n = len(labels)
+    n_train, n_val = min(n_train, round(0.70 * n)), min(n_val, round(0.15 * n))
+    idx = np.arange(n)
+    try:
+        train, rest = train_test_split(idx, train_size=n_train, stratify=labels, random_state=seed)
+        val, test = train_test_split(rest, train_size=n_val, stratify=labels[rest], random_state=seed)
+    except ValueError as exc:
+        raise UserError(f"--data: cannot split {n} images into {n_train} training and {n_val} validation images "
+                        f"with every class on each side ({exc}); use more images or --classes binary") from None
+    return Fold(0, 0, np.sort(train), np.sort(val), np.sort(test))
+
+
+def prepare_bench_data(opts: BenchOptions) -> BenchData:
+    """Scan the data, decode + resize it once into an empty cache folder (timed), load it back (timed), split."""
+    cfg = bench_config(opts)
+    data = cfg["data"]
+    files = scan_config(cfg)
+    with tempfile.TemporaryDirectory(prefix="solderbench-bench-") as tmp:
+        tick = time.perf_counter()
+        decoded = decode(files, data["image_size"], data["resize"]["policy"], data["resize"]["via"],
+                         data["on_bad_file"], cache_dir=Path(tmp))
+        cold = time.perf_counter() - tick
+        cache_bytes = sum(p.stat().st_size for p in Path(tmp).glob("images-*.npy"))
+        tick = time.perf_counter()
+        decode(files, data["image_size"], data["resize"]["policy"], data["resize"]["via"], data["on_bad_file"],
+               cache_dir=Path(tmp))
+        warm = time.perf_counter() - tick
+    images, files = decoded.images, decoded.files
+    fold = bench_split(files.labels, opts.n_train, opts.n_val, opts.seed)
+    prepared = Prepared(files=files, images=images, folds=[fold], positive=positive_index(cfg, files.class_names),
+                        scan_fingerprint="", dataset_fingerprint="", folds_fingerprint="")
+    preparation = {
+        "n_images": int(len(images)),
+        "decode_cold_s": cold,
+        "decode_images_per_s": len(images) / cold,
+        "load_cached_s": warm,
+        "cache_bytes": int(cache_bytes),
+        "raw_uint8_bytes": int(images.nbytes),
+        "cache_to_raw": cache_bytes / max(images.nbytes, 1),
+        "classes": files.class_names,
+        "n_train": int(len(fold.train)),
+        "n_val": int(len(fold.val)),
+    }
+    return BenchData(cfg, prepared, fold, preparation)
