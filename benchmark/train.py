@@ -110,8 +110,8 @@ def augment_batch(x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tens
     if "rot90" in draws:
         turns = draws["rot90"][:, None, None, None]
         t = x.transpose(2, 3)
-        x = torch.where(turns == 1, t.flip(2),
-                        torch.where(turns == 2, x.flip((2, 3)), torch.where(turns == 3, t.flip(3), x)))
+        rest = torch.where(turns == 2, x.flip((2, 3)), torch.where(turns == 3, t.flip(3), x))
+        x = torch.where(turns == 1, t.flip(2), rest, out=torch.empty_like(x))
     return x
 
 

@@ -73,7 +73,9 @@ def test_malformed_yaml_exit_code_2(tmp_path, capsys):
     assert err.startswith("error:") and "malformed YAML at line" in err and len(err.splitlines()) == 1
 
 
-def test_shipped_experiments_validate():
+def test_shipped_experiments_validate_and_plan():
+    from benchmark.plan import expand_backbones, expand_methods
+
     root = Path(__file__).resolve().parent.parent / "experiments"
     for path in sorted(root.glob("*.yaml")):
         try:
@@ -81,4 +83,5 @@ def test_shipped_experiments_validate():
         except UserError as exc:
             assert "data.root" in str(exc), f"{path}: {exc}"
             continue
-        assert cfg["name"]
+        assert expand_methods(cfg["methods"], str(path))
+        assert expand_backbones(cfg["backbones"], str(path), path.parent)

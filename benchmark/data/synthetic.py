@@ -159,47 +159,54 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     wet = d(0.02, 0.08)
     w_toe = max(pad_half * d(0.92, 1.0), term_half)
 
-    # the centre component's own frame: moved off its pads for shifted_component
-    c_angle, c_du, c_dv = 0.0, 0.0, 0.0
+    # every joint in its own frame (uc, vc); nk: which joint (0 = the centre one, which carries the defect)
     if cls == "shifted_component":
         c_dv = d.sign() * sev * pad_half * d(1.0, 1.8)
-        c_angle = d.sign() * sev * d(0.1, 0.4)
+        c_angle = d.sign() * sev * d(0.1, 0.35)
         c_du = d(-0.12, 0.06) * sev
-    cu, cv = _rotate(u, v, c_angle, c_du, c_dv, pivot_u=-term_len - 0.3)
+        v = v + c_dv * d(0.3, 0.8)  # the crop follows the component part of the way
     k = np.rint(v * (1.0 / pitch))
     nv = v - k * pitch
-    if ic:  # one IC: all its leads move with it
-        nk = np.rint(cv * (1.0 / pitch))
-        ncu, ncv = cu, cv - nk * pitch
-    else:  # separate chips: only the centre one moves
-        nk, ncu, ncv = k, u, nv
-    centre = (nk == 0).astype(np.float32)
-    others = 1.0 - centre
+    uc, vc, nk = u, nv, k
+    if cls == "shifted_component":
+        cu, cv = _rotate(u, v, c_angle, c_du, c_dv, pivot_u=-term_len)
+        if ic:  # one IC: all its leads move with it
+            nk = np.rint(cv * (1.0 / pitch))
+            uc, vc = cu, cv - nk * pitch
+        else:  # separate chips: only the centre one moves; a pixel belongs to the nearer of it and a neighbour
+            kn = np.where(k == 0, np.where(v < 0, -1.0, 1.0), k)
+            vn = v - kn * pitch
+            mine = np.abs(cv) < np.abs(vn)
+            uc, vc, nk = np.where(mine, cu, u), np.where(mine, cv, vn), np.where(mine, 0.0, kn)
+    centre = nk == 0
 
     # solder: the centre joint carries the defect, its neighbours are normal joints of varying height
-    h_c, c_len, c_gamma = top, length, gamma
+    tops = np.array([top * d(0.8, 1.15) for _ in range(7)], dtype=np.float32)
+    tops[3] = top
     if cls == "insufficient_solder":
-        h_c = top * (1.0 - 0.9 * sev)
-        c_len = length * (1.0 - 0.75 * sev * d(0.6, 1.0))
+        tops[3] = top * (1.0 - 0.9 * sev)
+        c_len = length * (1.0 - 0.85 * sev * d(0.7, 1.0))
         c_gamma = gamma * (1.0 + 0.8 * sev)
-    fil = _fillet(cu, cv, c_len, c_gamma, term_half, w_toe)
-    fil *= _rect(u, v, pad_u0 - 0.02, pad_u1 + 0.02, pad_half + 0.03, px) * h_c
-    if cls == "insufficient_solder" and d() < 0.4:
-        edge = 1.0 - 1.6 * sev * d(0.6, 1.0)
-        fil *= _unit((edge - d.sign() * cv * (1.0 / term_half)) * 4.0 + 0.5)
+        shape = np.where(centre, _fillet(uc, vc, c_len, c_gamma, term_half, w_toe),
+                         _fillet(uc, vc, length, gamma, term_half, w_toe))
+        if d() < 0.4:  # only part of the joint's width is wetted
+            edge = 1.0 - 1.6 * sev * d(0.6, 1.0)
+            shape *= np.where(centre, _unit((edge - d.sign() * vc * (1.0 / term_half)) * 4.0 + 0.5), 1.0)
+    else:
+        shape = _fillet(uc, vc, length, gamma, term_half, w_toe)
+    fil = shape * tops[np.clip(nk, -3, 3).astype(np.intp) + 3]
+    a_pad = _rect(u, nv, pad_u0, pad_u1, pad_half, px)
+    if cls == "shifted_component":  # solder stays on the pads
+        fil *= a_pad
+    fil *= tex * d(0.05, 0.3) + 1.0
+    # solder covers its termination only up to the wetting line (the blob and the bridge cover everything)
+    cover = _unit((uc + wet) * (1.0 / px) + 0.5)
     if cls == "excessive_solder":
         mid = length * d(0.15, 0.4)
-        du = (cu - mid) * (1.0 / (length * (0.5 + 0.45 * sev) * d(0.9, 1.1)))
-        dv = cv * (1.0 / (w_toe * (0.95 + 0.5 * sev) * d(0.9, 1.1)))
-        dome = np.sqrt(np.maximum(1.0 - du * du - dv * dv, 0.0))
-        dome *= top * (0.55 + 1.1 * sev)
+        du = (u - mid) * (1.0 / (length * (0.55 + 0.55 * sev) * d(0.9, 1.1)))
+        dv = v * (1.0 / (w_toe * (1.0 + 0.6 * sev) * d(0.9, 1.1)))
+        dome = np.sqrt(np.maximum(1.0 - du * du - dv * dv, 0.0)) * (top * (0.6 + 1.3 * sev))
         fil = np.maximum(fil, dome)
-    tops = np.array([top * d(0.8, 1.15) for _ in range(7)], dtype=np.float32)
-    n_fil = _fillet(ncu, ncv, length, gamma, term_half, w_toe) * tops[np.clip(nk, -3, 3).astype(np.intp) + 3]
-    fil = (fil * centre + n_fil * others) * (tex * d(0.05, 0.3) + 1.0)
-    # solder covers its termination only up to the wetting line (the blob and the bridge cover everything)
-    cover = _unit((np.where(centre > 0.5, cu, ncu) + wet) * (1.0 / px) + 0.5)
-    if cls == "excessive_solder":
         cover = np.maximum(cover, _unit(dome * 50.0))
     if cls == "short":
         side = d.sign()
@@ -212,19 +219,16 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
         cover = np.maximum(cover, _unit(bridge * 50.0))
 
     body_u1 = -term_len
-    a_term = _rect(cu, cv, body_u1, 0.0, term_half, px) * centre + _rect(ncu, ncv, body_u1, 0.0, term_half, px) * others
+    a_term = _rect(uc, vc, body_u1, 0.0, term_half, px)
     if ic:
-        a_body = _band(cu, -9.0, body_u1 - d(0.15, 0.3), px)
-        a_term = np.maximum(a_term, _rect(ncu, ncv, body_u1 - 0.5, body_u1, term_half, px))
+        a_body = _band(uc, -9.0, body_u1 - d(0.15, 0.3), px)
+        a_term = np.maximum(a_term, _rect(uc, vc, body_u1 - 0.5, body_u1, term_half, px))
     else:
-        body_half = term_half * d(0.97, 1.03)
-        a_body = _rect(cu, cv, -9.0, body_u1, body_half, px) * centre + _rect(ncu, ncv, -9.0, body_u1, body_half, px) * others
+        a_body = _rect(uc, vc, -9.0, body_u1, term_half * d(0.97, 1.03), px)
     silk_u = d(-1.1, -0.8)
     return {
-        "ic": ic, "px": px, "gx": gx, "gy": gy, "fil": fil, "cover": cover,
-        "a_pad": _rect(u, nv, pad_u0, pad_u1, pad_half, px),
-        "a_term": a_term,
-        "term_shade": 0.8 + 0.2 * _unit(cu * (-1.0 / term_len)),
+        "ic": ic, "px": px, "gx": gx, "gy": gy, "fil": fil, "cover": cover, "a_pad": a_pad, "a_term": a_term,
+        "term_shade": 0.8 + 0.2 * _unit(uc * (-1.0 / term_len)),
         "a_body": a_body,
         "a_silk": _band(u, silk_u, silk_u + d(0.04, 0.08), px) if d() < 0.3 else None,
     }
@@ -236,7 +240,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
     board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.75, 1.2)
     body = _IC_BODIES[d.index(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[d.index(len(_CHIP_BODIES))]
     body = body * d(0.8, 1.15)
-    pad = _PADS[d.weighted(_PAD_CUM)] * d(0.55, 0.85)
+    pad = _PADS[d.weighted(_PAD_CUM)] * d(0.45, 0.75)
     term = d(180, 235) * d.colour(0.08)
     silk = np.full(3, d(170, 230), dtype=np.float32)
 
@@ -276,7 +280,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
 def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
     """Sensor and optics at the capture resolution (saturation, noise, JPEG), then upsampling to size."""
     noise = rng.random(img.shape, dtype=np.float32) - 0.5
-    img = noise * np.float32(d(4.0, 24.0)) + img
+    img = noise * np.float32(d(4.0, 16.0)) + img
     pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
     if d() < 0.6:
         buffer = io.BytesIO()
@@ -291,7 +295,7 @@ def _capture_size(d: _Draws, size: int) -> tuple[int, int]:
     """Most crops were captured at a lower (often anisotropic) resolution and upsampled, like the real ones."""
     if d() < 0.1:
         return size, size
-    base = size * d(0.3, 0.8)
+    base = size * d(0.4, 0.9)
     return max(8, round(base * d(0.75, 1.3))), max(8, round(base * d(0.75, 1.3)))
 
 
@@ -322,7 +326,7 @@ def class_counts(n: int, normal_fraction: float = 0.8, defect_weights: dict[str,
     counts = np.floor(share).astype(int)
     for i in np.argsort(-(share - counts), kind="stable")[: n - n_normal - counts.sum()]:
         counts[i] += 1
-    return {"normal": n_normal, **{c: int(m) for c, m in zip(CLASSES[1:], counts)}}
+    return {"normal": n_normal, **{c: int(m) for c, m in zip(CLASSES[1:], counts, strict=True)}}
 
 
 def _check_params(n: int, size: int, normal_fraction: float) -> None:
@@ -340,11 +344,12 @@ def _image_rng(seed: int, cls: str, index: int) -> np.random.Generator:
 
 
 def _severity(rng: np.random.Generator, cls: str) -> float:
-    """Defect severity ~ U(0, 1): near 0 the defect is barely visible (subtle cases are part of the task)."""
-    return 0.0 if cls == "normal" else float(rng.random())
+    """Defect severity ~ Beta(1.6, 1): mostly clear defects, about 8% below 0.2 where they are barely visible."""
+    return 0.0 if cls == "normal" else float(rng.random() ** (1.0 / 1.6))
 
 
 def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights: dict[str, float] | None) -> dict:
+    _check_params(n, size, normal_fraction)
     return {
         "generator": "benchmark.data.synthetic",
         "generator_version": GENERATOR_VERSION,

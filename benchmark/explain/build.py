@@ -295,7 +295,8 @@ def _compute(cfg: dict, output_dir: Path, options: Options, stage: Path) -> None
             noise_figs[group.backbone] = f"noise_{safe_name(group.backbone)}.png"
             figures.noise_curves(pd.DataFrame(rows), f"{group.backbone}: robustness to input noise (fold "
                                  f"{group.test.fold} test part; map stability on {len(group.subset)} images)",
-                                 stage / noise_figs[group.backbone])
+                                 stage / noise_figs[group.backbone],
+                                 f1="f1" if len(group.class_names) == 2 else "macro_f1")
         if "diversity" in options.parts:
             rows, pca_figs[group.backbone] = diversity_part(group, options, stage)
             div_rows += rows
@@ -336,7 +337,7 @@ def _noise_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per run, CAM method and noise kind: the means over the noisy levels (level > 0) and the value at the largest."""
     noisy = frame[frame["level"] > 0]
     keys = RUN_KEYS + ["cam", "noise"]
-    metrics = ["accuracy", "f1", "pearson", "iou_top20"]
+    metrics = ["accuracy", "f1", "macro_f1", "pearson", "iou_top20"]
     mean = noisy.groupby(keys, sort=False)[metrics].mean().add_prefix("mean_")
     worst = noisy.loc[noisy.groupby(keys, sort=False)["level"].idxmax()].set_index(keys)[metrics + ["level"]]
     worst = worst.add_prefix("at_max_")

@@ -19,6 +19,7 @@ PANEL_IN = 1.35
 METRIC_TITLES = {
     "accuracy": "accuracy",
     "f1": "F1 (positive class)",
+    "macro_f1": "macro F1",
     "pearson": "map correlation (Pearson r)",
     "iou_top20": "top-20% region IoU",
 }
@@ -64,11 +65,11 @@ def cam_grid(images: np.ndarray, row_labels: list[str], columns: list[CamColumn]
     _save(fig, path)
 
 
-def noise_curves(frame: pd.DataFrame, title: str, path: Path) -> None:
-    """Rows = noise kinds, columns = metrics; one line per run (method), dashed per CAM method for map metrics."""
+def noise_curves(frame: pd.DataFrame, title: str, path: Path, f1: str = "f1") -> None:
+    """Rows = noise kinds, columns = metrics (`f1`: f1 or macro_f1); one line per run, a dash style per CAM method."""
     frame = frame.rename(columns={"label": "method", "cam": "CAM"})
     kinds = list(dict.fromkeys(frame["noise"]))
-    metrics = [m for m in METRIC_TITLES if m in frame and frame[m].notna().any()]
+    metrics = [m for m in ("accuracy", f1, "pearson", "iou_top20") if m in frame and frame[m].notna().any()]
     order = list(dict.fromkeys(frame["method"]))
     colors = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=False))
     fig, axes = plt.subplots(len(kinds), len(metrics), figsize=(3.1 * len(metrics), 2.6 * len(kinds) + 0.5),

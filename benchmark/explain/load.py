@@ -51,7 +51,11 @@ class LoadedRun:
 
 
 def load_experiment(target: str | Path) -> tuple[dict, Path]:
-    """An output folder (its config.resolved.yaml) or an experiment file (its run.output) → (config, output folder)."""
+    """An output folder or an experiment file → (the config the runs were made with, the output folder).
+
+    The output folder's config.resolved.yaml (what `run` saved, --set overrides included) is preferred; an experiment
+    file only says where that folder is (its run.output) and where its plugins are.
+    """
     path = Path(target).expanduser()
     if path.is_dir():
         resolved = path / "config.resolved.yaml"
@@ -62,10 +66,14 @@ def load_experiment(target: str | Path) -> tuple[dict, Path]:
         return cfg, path
     if not path.is_file():
         raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")
-    cfg = load_config(path)
-    output = Path(cfg["run"]["output"])
+    given = load_config(path)
+    output = Path(given["run"]["output"])
     if not (output / "runs").is_dir():
         raise UserError(f"{target}: its output folder {output} has no runs yet; run `python -m benchmark run {target}`")
+    if not (output / "config.resolved.yaml").is_file():
+        return given, output
+    cfg = load_config(output / "config.resolved.yaml")
+    cfg["run"]["output"], cfg["_dir"] = str(output), given["_dir"]
     return cfg, output
 
 

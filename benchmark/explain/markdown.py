@@ -69,7 +69,8 @@ def _noise(info: dict, folder: Path) -> list[str]:
         frame["cam"] = frame["cam"].map(lambda c: CAM_TITLES.get(c, c))
         out += ["Means over the noisy levels (level > 0):", "",
                 _table(frame, {"backbone": "backbone", "label": "method", "noise": "noise", "cam": "CAM",
-                               "mean_accuracy": "accuracy", "mean_f1": "F1", "mean_pearson": "map r",
+                               "mean_accuracy": "accuracy", "mean_f1": "F1", "mean_macro_f1": "macro F1",
+                               "mean_pearson": "map r",
                                "mean_iou_top20": "top-20% IoU"}), ""]
     return out
 

@@ -1,0 +1,207 @@
+"""The embedded synthetic dataset: determinism, counts, sizes, caching, atomic writes, no colour shortcut."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.data import synthetic
+from benchmark.data.synthetic import CLASSES, class_counts, ensure_synthetic, generate, render
+from benchmark.errors import UserError
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _pngs(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.png"))
+
+
+def test_classes_are_the_real_folder_names_with_normal_first():
+    assert CLASSES == ("normal", "excessive_solder", "insufficient_solder", "shifted_component", "short")
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
+    a = _files(generate(tmp_path / "a", n=12, seed=3, size=20))
+    b = _files(generate(tmp_path / "b", n=12, seed=3, size=20))
+    c = _files(generate(tmp_path / "c", n=12, seed=4, size=20))
+    assert a == b
+    assert a.keys() == c.keys()
+    assert [name for name in a if name.endswith(".png") and a[name] != c[name]]
+
+
+def test_an_image_does_not_depend_on_how_many_others_are_generated(tmp_path):
+    small = _files(generate(tmp_path / "small", n=10, seed=1, size=16))
+    large = _files(generate(tmp_path / "large", n=25, seed=1, size=16))
+    shared = [name for name in small if name.endswith(".png")]
+    assert shared and all(small[name] == large[name] for name in shared)
+
+
+def test_counts_sizes_and_format(tmp_path):
+    out = generate(tmp_path / "ds", n=23, seed=0, size=24, normal_fraction=0.6)
+    expected = class_counts(23, 0.6)
+    for cls in CLASSES:
+        files = sorted((out / cls).glob("*.png"))
+        assert len(files) == expected[cls]
+        assert [f.name for f in files] == sorted(f"{cls}_{i}.png" for i in range(expected[cls]))
+    assert sum(expected.values()) == 23
+    for path in _pngs(out):
+        with Image.open(path) as img:
+            assert (img.format, img.mode, img.size) == ("PNG", "RGB", (24, 24))
+    meta = json.loads((out / "SYNTHETIC.json").read_text())
+    assert (meta["n"], meta["seed"], meta["size"], meta["normal_fraction"]) == (23, 0, 24, 0.6)
+    assert meta["counts"] == expected
+
+
+def test_class_balance_follows_the_fraction_and_the_real_defect_mix():
+    counts = class_counts(1000, 0.8)
+    assert counts["normal"] == 800
+    real = np.array([92, 148, 114, 300], dtype=np.float64)
+    expected = 200 * real / real.sum()
+    got = np.array([counts[c] for c in CLASSES[1:]], dtype=np.float64)
+    assert np.all(np.abs(got - expected) < 1.0)
+    assert got.sum() == 200
+
+
+def test_custom_defect_weights_and_zero_weight_classes(tmp_path):
+    counts = class_counts(40, 0.5, {"short": 3.0, "excessive_solder": 1.0})
+    assert counts == {"normal": 20, "excessive_solder": 5, "insufficient_solder": 0, "shifted_component": 0, "short": 15}
+    out = generate(tmp_path / "ds", n=10, seed=0, size=16, normal_fraction=0.5, defect_weights={"short": 1.0})
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["normal", "short"]
+    assert len(_pngs(out)) == 10
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n": 4},
+        {"size": 15},
+        {"normal_fraction": 0.0},
+        {"normal_fraction": 1.0},
+        {"defect_weights": {"bridge": 1.0}},
+        {"defect_weights": {"short": -1.0}},
+        {"defect_weights": {"short": 0.0}},
+    ],
+)
+def test_bad_arguments_raise_user_error(tmp_path, kwargs):
+    with pytest.raises(UserError):
+        generate(tmp_path / "ds", **{"n": 10, "size": 16, **kwargs})
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_render_returns_an_rgb_uint8_image(cls):
+    image = render(np.random.default_rng(0), cls, 32, 0.7)
+    assert image.dtype == np.uint8 and image.shape == (32, 32, 3)
+    assert image.std() > 1.0
+
+
+def test_render_rejects_an_unknown_class():
+    with pytest.raises(UserError):
+        render(np.random.default_rng(0), "bridged", 32, 0.5)
+
+
+def test_severity_changes_a_defect_and_is_ignored_for_normal():
+    normal_a = render(np.random.default_rng(5), "normal", 48, 0.0)
+    normal_b = render(np.random.default_rng(5), "normal", 48, 1.0)
+    assert np.array_equal(normal_a, normal_b)
+    base = render(np.random.default_rng(5), "excessive_solder", 48, 0.0).astype(np.float64)
+    strong = render(np.random.default_rng(5), "excessive_solder", 48, 1.0).astype(np.float64)
+    again = render(np.random.default_rng(5), "excessive_solder", 48, 1.0).astype(np.float64)
+    assert np.array_equal(strong, again)
+    assert np.abs(strong - base).mean() > 1.0
+
+
+def test_ensure_synthetic_generates_once_and_reuses(tmp_path):
+    first = ensure_synthetic(tmp_path, n=10, seed=2, size=16)
+    assert first == tmp_path / synthetic.cache_name(10, 2, 16, 0.8)
+    stamps = {p: p.stat().st_mtime_ns for p in first.rglob("*")}
+    second = ensure_synthetic(tmp_path, n=10, seed=2, size=16)
+    assert second == first
+    assert {p: p.stat().st_mtime_ns for p in second.rglob("*")} == stamps
+    other = ensure_synthetic(tmp_path, n=10, seed=3, size=16)
+    assert other != first and len(_pngs(other)) == 10
+
+
+def test_ensure_synthetic_regenerates_a_stale_folder(tmp_path):
+    target = ensure_synthetic(tmp_path, n=10, seed=0, size=16)
+    (target / "SYNTHETIC.json").write_text("{}")
+    (target / "normal" / "normal_0.png").write_bytes(b"broken")
+    again = ensure_synthetic(tmp_path, n=10, seed=0, size=16)
+    with Image.open(again / "normal" / "normal_0.png") as img:
+        assert img.size == (16, 16)
+    assert json.loads((again / "SYNTHETIC.json").read_text())["n"] == 10
+
+
+def test_ensure_synthetic_is_safe_when_two_callers_race(tmp_path):
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            results.append(ensure_synthetic(tmp_path, n=10, seed=7, size=16))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(set(results)) == 1
+    assert len(_pngs(results[0])) == 10
+    assert [p.name for p in tmp_path.iterdir()] == [results[0].name]
+
+
+def test_a_crash_leaves_no_half_dataset(tmp_path, monkeypatch):
+    real_render = synthetic.render
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise RuntimeError("simulated crash")
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "render", failing)
+    with pytest.raises(RuntimeError):
+        generate(tmp_path / "ds", n=10, size=16)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_replaces_an_older_synthetic_set_but_not_other_data(tmp_path):
+    out = generate(tmp_path / "ds", n=10, seed=0, size=16)
+    generate(out, n=12, seed=1, size=16)
+    assert len(_pngs(out)) == 12
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("x")
+    with pytest.raises(UserError):
+        generate(precious, n=10, size=16)
+    assert (precious / "keep.txt").read_text() == "x"
+
+
+def test_mean_colour_does_not_separate_normal_from_defective(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = generate(tmp_path / "ds", n=300, seed=11, size=20, normal_fraction=0.5)
+    features, labels = [], []
+    for path in _pngs(out):
+        with Image.open(path) as img:
+            features.append(np.asarray(img, dtype=np.float64).reshape(-1, 3).mean(axis=0))
+        labels.append(int(path.parent.name != "normal"))
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    score = cross_val_score(model, np.array(features), np.array(labels), cv=folds, scoring="balanced_accuracy").mean()
+    assert score < 0.7
