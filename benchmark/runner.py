@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import resource
@@ -234,7 +235,22 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
     wall = time.perf_counter()
     sweep = open_sweep(cfg)
     device = check_sweep(sweep)
-    runs = select(sweep.runs, only or {})
+    with contextlib.ExitStack() as session:
+        if device is None:
+            from benchmark.executors.ray_executor import ray_session
+
+            session.enter_context(ray_session(cfg["run"]["ray"]["address"], f"{cfg['_file']}: run.ray.address"))
+        counts = _run_pending(sweep, select(sweep.runs, only or {}), device, retry_failed, show_progress)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts["wall_time_s"] = time.perf_counter() - wall
+    counts["peak_rss_mib"] = peak_mib
+    return counts
+
+
+def _run_pending(sweep: Sweep, runs: list[RunSpec], device: torch.device | None, retry_failed: bool,
+                 show_progress: bool) -> dict:
+    """Create the output folder and train the pending runs among `runs` (device None: on Ray)."""
+    cfg = sweep.cfg
     write_experiment_files(sweep)
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
     if cfg["train"]["threads"]:
@@ -261,7 +277,4 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
             counts[record["status"]] += 1
             sweep.store.rebuild_tables()
     sweep.store.rebuild_tables()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    counts["wall_time_s"] = time.perf_counter() - wall
-    counts["peak_rss_mib"] = peak_mib
     return counts

@@ -58,7 +58,7 @@ def _experiment(tmp_path, image_folder, plugin, name: str, times: int, max_retri
     return write_config(
         tmp_path / name / "exp.yaml", image_folder, plugins=[str(plugin)],
         methods=["ce", {"name": "crash_for_test", "marker_dir": str(marker), "times": times}],
-        protocol={"folds": 2, "val_fraction": 0.25, "seed": 1},
+        protocol={"folds": 2, "val_fraction": 0.25, "seed": 1}, train={"threads": 1},
         run={"output": str(tmp_path / name / "out"), "device": "cpu", "executor": "ray",
              "ray": {"num_cpus_per_run": 1, "max_retries": max_retries}},
     ), marker

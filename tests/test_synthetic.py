@@ -87,6 +87,8 @@ def test_custom_defect_weights_and_zero_weight_classes(tmp_path):
         {"defect_weights": {"bridge": 1.0}},
         {"defect_weights": {"short": -1.0}},
         {"defect_weights": {"short": 0.0}},
+        {"defect_weights": {"short": "lots"}},
+        {"seed": -1},
     ],
 )
 def test_bad_arguments_raise_user_error(tmp_path, kwargs):

@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,7 @@ _SLOPE_TINTS = np.array([(240, 170, 190), (250, 200, 215), (170, 200, 235), (185
 class _Draws:
     """The scalar random numbers of one image, taken from one NumPy call (per-call overhead dominates here)."""
 
-    def __init__(self, rng: np.random.Generator, n: int = 96):
+    def __init__(self, rng: np.random.Generator, n: int = 128):
         self._values = rng.random(n).tolist()
         self._next = 0
 
@@ -237,7 +239,7 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
 def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
     """Colour the scene: layers composited top-down as (weight field, RGB) terms, float32 in 0..255."""
     height, width = tex.shape
-    board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.75, 1.2)
+    board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.4, 1.0)
     body = _IC_BODIES[d.index(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[d.index(len(_CHIP_BODIES))]
     body = body * d(0.8, 1.15)
     pad = _PADS[d.weighted(_PAD_CUM)] * d(0.45, 0.75)
@@ -280,7 +282,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
 def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
     """Sensor and optics at the capture resolution (saturation, noise, JPEG), then upsampling to size."""
     noise = rng.random(img.shape, dtype=np.float32) - 0.5
-    img = noise * np.float32(d(4.0, 16.0)) + img
+    img = noise * (img * np.float32(d(0.02, 0.12)) + np.float32(d(3.0, 10.0))) + img  # read + shot noise
     pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
     if d() < 0.6:
         buffer = io.BytesIO()
@@ -313,12 +315,15 @@ def render(rng: np.random.Generator, cls: str, size: int, severity: float) -> np
 
 def class_counts(n: int, normal_fraction: float = 0.8, defect_weights: dict[str, float] | None = None) -> dict[str, int]:
     """Images per class: round(n * normal_fraction) normal, the rest split by the weights (largest remainder)."""
-    _check_params(n, 16, normal_fraction)
+    _check_counts(n, normal_fraction)
     weights = dict(REAL_DEFECT_COUNTS if defect_weights is None else defect_weights)
     unknown = sorted(set(weights) - set(CLASSES[1:]))
     if unknown:
         raise UserError(f"defect_weights: unknown class(es) {', '.join(unknown)}; allowed: {', '.join(CLASSES[1:])}")
-    w = np.array([float(weights.get(c, 0.0)) for c in CLASSES[1:]])
+    try:
+        w = np.array([float(weights.get(c, 0.0)) for c in CLASSES[1:]])
+    except (TypeError, ValueError):
+        raise UserError(f"defect_weights: weights must be numbers, got {weights}") from None
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise UserError(f"defect_weights: weights must be >= 0 with a positive sum, got {weights}")
     n_normal = min(max(int(round(n * normal_fraction)), 1), n - int(np.count_nonzero(w)))
@@ -329,11 +334,9 @@ def class_counts(n: int, normal_fraction: float = 0.8, defect_weights: dict[str,
     return {"normal": n_normal, **{c: int(m) for c, m in zip(CLASSES[1:], counts, strict=True)}}
 
 
-def _check_params(n: int, size: int, normal_fraction: float) -> None:
+def _check_counts(n: int, normal_fraction: float) -> None:
     if int(n) != n or n < len(CLASSES):
         raise UserError(f"synthetic n={n} is not allowed; need an integer >= {len(CLASSES)} (one per class)")
-    if int(size) != size or size < 16:
-        raise UserError(f"synthetic size={size} is not allowed; need an integer >= 16 pixels")
     if not 0.0 < float(normal_fraction) < 1.0:
         raise UserError(f"synthetic normal_fraction={normal_fraction} is not allowed; need a value in (0, 1)")
 
@@ -349,7 +352,11 @@ def _severity(rng: np.random.Generator, cls: str) -> float:
 
 
 def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights: dict[str, float] | None) -> dict:
-    _check_params(n, size, normal_fraction)
+    if int(size) != size or size < 16:
+        raise UserError(f"synthetic size={size} is not allowed; need an integer >= 16 pixels")
+    if int(seed) != seed or seed < 0:
+        raise UserError(f"synthetic seed={seed} is not allowed; need an integer >= 0")
+    counts = class_counts(n, normal_fraction, defect_weights)
     return {
         "generator": "benchmark.data.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -358,21 +365,35 @@ def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights
         "size": int(size),
         "normal_fraction": float(normal_fraction),
         "defect_weights": {c: float(w) for c, w in (defect_weights or REAL_DEFECT_COUNTS).items()},
-        "counts": class_counts(n, normal_fraction, defect_weights),
+        "counts": counts,
         "format": "PNG, RGB, 8 bit",
     }
 
 
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray(array, "RGB").save(path, format="PNG", compress_level=1)
+
+
 def _write_images(folder: Path, params: dict, progress: bool) -> None:
-    """Write every image under folder/<class>/ and the marker file last."""
+    """Write every image under folder/<class>/, then the marker file.
+
+    Rendering runs here; PNG encoding and file creation run in a writer thread, so their system calls
+    (slow on some disks) overlap with the rendering of the next images.
+    """
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
     for cls in CLASSES:
         if params["counts"][cls]:
             (folder / cls).mkdir(parents=True, exist_ok=True)
-    for cls, i in tqdm(jobs, desc="synthetic images", unit="img", file=sys.stderr, disable=not progress):
-        rng = _image_rng(params["seed"], cls, i)
-        array = render(rng, cls, params["size"], _severity(rng, cls))
-        Image.fromarray(array, "RGB").save(folder / cls / f"{cls}_{i}.png", format="PNG", compress_level=1)
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for cls, i in tqdm(jobs, desc="synthetic images", unit="img", file=sys.stderr, disable=not progress):
+            rng = _image_rng(params["seed"], cls, i)
+            array = render(rng, cls, params["size"], _severity(rng, cls))
+            pending.append(writer.submit(_save_png, array, folder / cls / f"{cls}_{i}.png"))
+            while len(pending) > 64 or (pending and pending[0].done()):
+                pending.popleft().result()
+        while pending:
+            pending.popleft().result()
     (folder / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 

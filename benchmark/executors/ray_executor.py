@@ -7,10 +7,12 @@ data and write checkpoints at the same paths as the driver: data and output fold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 import methods
 from benchmark.dataset import Prepared, prepare
+from benchmark.errors import UserError
 from benchmark.runner import Sweep, claim, make_record, save_result, train_and_record
 from benchmark.store import Store
 from benchmark.train import RunSpec, resolve_device
@@ -54,18 +57,40 @@ def train_task(cfg: dict, run: RunSpec, output: str, expected: dict[str, str],
     return train_and_record(sweep, run, resolve_device(cfg["run"]["device"]), show_progress=False)
 
 
-def connect(address: str | None) -> bool:
-    """Join the Ray cluster at `address` (auto, ray://...), or start a local instance; True if this call started it."""
+def connect(address: str | None, where: str = "run.ray.address") -> bool:
+    """Join the Ray cluster at `address` (auto, ray://...), or start a local instance; True if this call started it.
+
+    A cluster that cannot be reached → UserError naming the address.
+    """
     import ray
 
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        raise UserError(f"{where}: cannot {'connect to Ray at ' + repr(address) if address else 'start Ray'} "
+                        f"({lines[0] if lines else type(exc).__name__}); start the cluster first (ray start --head) "
+                        "or leave run.ray.address empty for a local instance") from None
     return True
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, where: str = "run.ray.address") -> Iterator[None]:
+    """Connected to Ray for the duration; a local instance started here is shut down at the end."""
+    import ray
+
+    started = connect(address, where)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -76,13 +101,24 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
+def _window(resources: dict, ray_cfg: dict) -> int:
+    """How many runs to keep submitted at once: twice what the cluster can run at the same time.
+
+    Runs are claimed (leased) only when submitted, so another process on the same experiment can take the rest.
+    """
+    slots = resources.get("CPU", 1.0) / ray_cfg["num_cpus_per_run"]
+    if ray_cfg["num_gpus_per_run"] > 0:
+        slots = min(slots, resources.get("GPU", 0.0) / ray_cfg["num_gpus_per_run"])
+    return max(2, 2 * int(slots))
+
+
 def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, show_progress: bool = True) -> dict:
     """Train `todo` as Ray tasks; returns counts {done, failed, busy}. A run whose worker died is retried
     `run.ray.max_retries` times (resuming from its last checkpoint), then recorded failed."""
     import ray
 
     ray_cfg = sweep.cfg["run"]["ray"]
-    started = connect(ray_cfg["address"])
+    started = connect(ray_cfg["address"], f"{sweep.cfg['_file']}: run.ray.address")
     task = ray.remote(train_task).options(
         num_cpus=ray_cfg["num_cpus_per_run"], num_gpus=ray_cfg["num_gpus_per_run"],
         max_retries=ray_cfg["max_retries"], retry_exceptions=False,
@@ -93,14 +129,20 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
     cfg_ref = ray.put(sweep.cfg)
     counts = {"done": 0, "failed": 0, "busy": 0}
     in_flight: dict = {}
+    queue = list(todo)
+    window = _window(ray.cluster_resources(), ray_cfg)
+    bar = tqdm(total=len(todo), desc="sweep (ray)", unit="run", file=sys.stderr, disable=not show_progress)
     try:
-        for run in todo:
-            if not claim(sweep, run, retry_failed):
-                counts["busy"] += 1
-                continue
-            in_flight[task.remote(cfg_ref, run, output, expected, env)] = (run, time.perf_counter())
-        bar = tqdm(total=len(in_flight), desc="sweep (ray)", unit="run", file=sys.stderr, disable=not show_progress)
-        while in_flight:
+        while queue or in_flight:
+            while queue and len(in_flight) < window:
+                run = queue.pop(0)
+                if claim(sweep, run, retry_failed):
+                    in_flight[task.remote(cfg_ref, run, output, expected, env)] = (run, time.perf_counter())
+                else:
+                    counts["busy"] += 1
+                    bar.update()
+            if not in_flight:
+                break
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=HEARTBEAT_S)
             for run, _tick in in_flight.values():
                 sweep.store.heartbeat(run.run_id)
@@ -119,8 +161,8 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
                 sweep.store.rebuild_tables()
                 bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}: {record['status']}")
                 bar.update()
-        bar.close()
     finally:
+        bar.close()
         for ref, (run, _tick) in in_flight.items():
             ray.cancel(ref, force=True)
             sweep.store.release(run.run_id)
