@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.model_selection import (
 
 from benchmark.data.folders import FileList
 from benchmark.errors import UserError
+from benchmark.store import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,5 @@ def save_folds(path: Path, files: FileList, folds: list[Fold]) -> str:
             for f in folds
         ],
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload))
     return fingerprint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -134,7 +135,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _lock(fd, blocking=True)
             yield
         finally:
             os.close(fd)
@@ -155,7 +156,8 @@ class Store:
 
     # Leases: one process trains a run at a time. The lease file is held with an exclusive flock, which the kernel
     # drops when its process dies (kill -9 included), so a killed owner's lease is free at once. Where locks do not
-    # reach across hosts, a lease written by another host counts as held while its heartbeat is fresh.
+    # reach across hosts, a lease written by another host counts as held while its heartbeat is fresh; on a file
+    # system without locks, a lease of this host counts as held while its owner's process lives.
     def lease_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "lease.json"
 
@@ -165,9 +167,8 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(5):
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            kernel_lock = _lock(fd, blocking=False)
+            if kernel_lock is False:
                 os.close(fd)
                 return False
             try:
@@ -177,7 +178,7 @@ class Store:
             if not current:
                 os.close(fd)
                 continue
-            if _held_by_other_host(fd):
+            if _owner_alive(fd, kernel_lock is True):
                 os.close(fd)
                 return False
             me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
@@ -204,15 +205,41 @@ class Store:
         os.close(fd)
 
 
-def _held_by_other_host(fd: int) -> bool:
-    """A lease file we could lock but whose owner is a live process on another host (fresh heartbeat)."""
+def _lock(fd: int, blocking: bool) -> bool | None:
+    """flock the file: True when locked, False when another process holds it, None on a file system without locks
+    (e.g. Lustre mounted without -o flock), where leases fall back to the owner's pid and heartbeat."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            return None
+        raise
+    return True
+
+
+def _owner_alive(fd: int, kernel_lock: bool) -> bool:
+    """Whether the owner written in a lease file still holds it: on another host while its heartbeat is fresh; on this
+    host, without kernel locks, while its process lives (with a kernel lock in hand the owner is gone)."""
     try:
         owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
         age = time.time() - os.fstat(fd).st_mtime
     except (json.JSONDecodeError, OSError):
         return False
-    host = owner.get("host") if isinstance(owner, dict) else None
-    return bool(host) and host != socket.gethostname() and age < LEASE_STALE_S
+    if not isinstance(owner, dict) or not owner.get("host"):
+        return False
+    if owner["host"] != socket.gethostname():
+        return age < LEASE_STALE_S
+    if kernel_lock or owner.get("pid") == os.getpid():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, KeyError):
+        return True
+    return True
 
 
 def results_frame(records: list[dict]) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def write_config(path: Path, data_root: Path | str, **sections) -> Path:
         "name": "t",
         "data": {"root": str(data_root), "image_size": 16, "positive": "defective"},
         "protocol": {"folds": 3, "val_fraction": 0.25, "seed": 1},
-        "train": {"epochs": 2, "batch_size": 8, "optimizer": {"name": "adam", "lr": 1e-2}},
+        "train": {"epochs": 2, "batch_size": 8, "optimizer": {"name": "adam", "lr": 1e-2}, "threads": 1},
         "methods": ["ce", {"name": "alpha_js", "alpha": [0.3, 0.7]}],
         "backbones": ["tiny_cnn"],
         "run": {"output": str(path.parent / "out"), "device": "cpu"},

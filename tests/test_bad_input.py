@@ -145,6 +145,8 @@ CASES = {
     "device unavailable": (_edit(run__device="cuda:0"), ["run.device", "CUDA", "not available"]),
     "device unknown": (_edit(run__device="tpu"), ["run.device", "'tpu'", "cuda:N"]),
     "executor unknown": (_edit(run__executor="slurm"), ["run.executor", "'slurm'", "allowed: local, ray"]),
+    "ray cluster unreachable": (_edit(run__executor="ray", run__ray={"address": "127.0.0.1:1"}),
+                                ["run.ray.address", "'127.0.0.1:1'", "cannot connect", "ray start --head"]),
 }
 
 
@@ -152,6 +154,8 @@ CASES = {
 def test_bad_input_is_one_clear_line_exit_2_and_nothing_written(name, tmp_path, image_folder, capsys):
     if name == "device unavailable" and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
+    if name.startswith("ray") and pytest.importorskip("ray").is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
     break_it, words = CASES[name]
     experiment = write_config(tmp_path / "exp.yaml", image_folder, train=FAST)
     break_it(experiment, tmp_path)

@@ -8,6 +8,7 @@ interpreter per process would spend most of the test importing torch); each exec
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import multiprocessing
 import os
@@ -155,6 +156,30 @@ def test_lease_of_another_host_counts_while_its_heartbeat_is_fresh(tmp_path):
     assert store.acquire("r2")
     assert json.loads(path.read_text())["pid"] == os.getpid()
     store.release("r2")
+
+
+def test_leases_without_file_locks_fall_back_to_the_owner_pid(tmp_path, monkeypatch, forkserver):
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = Store(tmp_path)
+    path = store.lease_path("r4")
+    path.parent.mkdir(parents=True)
+    proc = forkserver.Process(target=time.sleep, args=(30,))
+    proc.start()
+    try:
+        path.write_text(json.dumps({"pid": proc.pid, "host": socket.gethostname(), "time": time.time()}))
+        assert not store.acquire("r4")
+    finally:
+        proc.kill()
+        proc.join()
+    assert store.acquire("r4")
+    store.release("r4")
+    with store.locked():
+        assert (tmp_path / ".lock").exists()
 
 
 def test_lease_of_a_killed_process_is_taken_over(tmp_path, forkserver):

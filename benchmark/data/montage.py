@@ -75,6 +75,7 @@ def save_png(image: Image.Image, out: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

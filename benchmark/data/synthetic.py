@@ -10,6 +10,7 @@ gives the class away.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -34,7 +35,7 @@ REAL_DEFECT_COUNTS: dict[str, int] = {
     "shifted_component": 114,
     "short": 300,
 }
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # part of every image seed and of SYNTHETIC.json: bump it when the images change
 MARKER = "SYNTHETIC.json"
 
 _BOARDS = np.array(
@@ -95,9 +96,19 @@ def _band(x: np.ndarray, lo: float, hi: float, px: float) -> np.ndarray:
     return _unit(np.minimum(x - lo, hi - x) * (1.0 / px) + 0.5)
 
 
-def _rect(u: np.ndarray, v: np.ndarray, u0: float, u1: float, half: float, px: float) -> np.ndarray:
-    """Anti-aliased rectangle u0 <= u <= u1, |v| <= half."""
-    return _unit(np.minimum(np.minimum(u - u0, u1 - u), half - np.abs(v)) * (1.0 / px) + 0.5)
+def _rect(u: np.ndarray, abs_v: np.ndarray, u0: float, u1: float, half: float, px: float) -> np.ndarray:
+    """Anti-aliased rectangle u0 <= u <= u1, |v| <= half (given |v|, shared by several rectangles)."""
+    return _unit(np.minimum(np.minimum(u - u0, u1 - u), half - abs_v) * (1.0 / px) + 0.5)
+
+
+@functools.lru_cache(maxsize=512)
+def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres in [-1, 1] along x and y (cached: the capture sizes repeat)."""
+    ax = (np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width) - 1.0
+    ay = (np.arange(height, dtype=np.float32) + 0.5) * (2.0 / height) - 1.0
+    gx, gy = np.meshgrid(ax, ay)
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
 
 
 def _rotate(u: np.ndarray, v: np.ndarray, angle: float, du: float, dv: float, pivot_u: float):
@@ -135,9 +146,7 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     ic = d() < 0.4
     angle = d.index(2) * math.pi + d(-0.12, 0.12)
     scale = d(1.1, 1.6) if ic else d(1.3, 2.0)
-    ax = (np.arange(width, dtype=np.float32) + 0.5) * (2.0 / width) - 1.0
-    ay = (np.arange(height, dtype=np.float32) + 0.5) * (2.0 / height) - 1.0
-    gx, gy = np.meshgrid(ax, ay)
+    gx, gy = _grid(width, height)
     ca, sa = math.cos(angle) / scale, math.sin(angle) / scale
     flip = d.sign()
     u = ca * gx + sa * gy + d(0.0, 0.35)
@@ -182,22 +191,18 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
             uc, vc, nk = np.where(mine, cu, u), np.where(mine, cv, vn), np.where(mine, 0.0, kn)
     centre = nk == 0
 
-    # solder: the centre joint carries the defect, its neighbours are normal joints of varying height
-    tops = np.array([top * d(0.8, 1.15) for _ in range(7)], dtype=np.float32)
-    tops[3] = top
+    # solder: the centre joint carries the defect, its neighbours are normal joints
     if cls == "insufficient_solder":
-        tops[3] = top * (1.0 - 0.9 * sev)
         c_len = length * (1.0 - 0.85 * sev * d(0.7, 1.0))
         c_gamma = gamma * (1.0 + 0.8 * sev)
-        shape = np.where(centre, _fillet(uc, vc, c_len, c_gamma, term_half, w_toe),
-                         _fillet(uc, vc, length, gamma, term_half, w_toe))
+        low = _fillet(uc, vc, c_len, c_gamma, term_half, w_toe) * (top * (1.0 - 0.9 * sev))
         if d() < 0.4:  # only part of the joint's width is wetted
             edge = 1.0 - 1.6 * sev * d(0.6, 1.0)
-            shape *= np.where(centre, _unit((edge - d.sign() * vc * (1.0 / term_half)) * 4.0 + 0.5), 1.0)
+            low *= _unit((edge - d.sign() * vc * (1.0 / term_half)) * 4.0 + 0.5)
+        fil = np.where(centre, low, _fillet(uc, vc, length, gamma, term_half, w_toe) * top)
     else:
-        shape = _fillet(uc, vc, length, gamma, term_half, w_toe)
-    fil = shape * tops[np.clip(nk, -3, 3).astype(np.intp) + 3]
-    a_pad = _rect(u, nv, pad_u0, pad_u1, pad_half, px)
+        fil = _fillet(uc, vc, length, gamma, term_half, w_toe) * top
+    a_pad = _rect(u, np.abs(nv), pad_u0, pad_u1, pad_half, px)
     if cls == "shifted_component":  # solder stays on the pads
         fil *= a_pad
     fil *= tex * d(0.05, 0.3) + 1.0
@@ -221,12 +226,13 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
         cover = np.maximum(cover, _unit(bridge * 50.0))
 
     body_u1 = -term_len
-    a_term = _rect(uc, vc, body_u1, 0.0, term_half, px)
-    if ic:
+    abs_vc = np.abs(vc)
+    if ic:  # the lead runs from under the body to its tip
         a_body = _band(uc, -9.0, body_u1 - d(0.15, 0.3), px)
-        a_term = np.maximum(a_term, _rect(uc, vc, body_u1 - 0.5, body_u1, term_half, px))
+        a_term = _rect(uc, abs_vc, body_u1 - 0.5, 0.0, term_half, px)
     else:
-        a_body = _rect(uc, vc, -9.0, body_u1, term_half * d(0.97, 1.03), px)
+        a_body = _rect(uc, abs_vc, -9.0, body_u1, term_half * d(0.97, 1.03), px)
+        a_term = _rect(uc, abs_vc, body_u1, 0.0, term_half, px)
     silk_u = d(-1.1, -0.8)
     return {
         "ic": ic, "px": px, "gx": gx, "gy": gy, "fil": fil, "cover": cover, "a_pad": a_pad, "a_term": a_term,
@@ -273,7 +279,7 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
 
     direction = d(0, 2 * math.pi)
     shading = (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction)) * d(0.0, 0.35) + 1.0
-    gain = math.exp(d(-0.25, 0.55)) * (1.0 + 0.25 * (d.colour(1.0) - 0.5))
+    gain = math.exp(d(-0.15, 0.6)) * (1.0 + 0.25 * (d.colour(1.0) - 0.5))
     weights = np.stack([w for w, _ in terms]).reshape(len(terms), -1) * shading.reshape(1, -1)
     colours = np.stack([c for _, c in terms]) * gain
     return (weights.T @ colours.astype(np.float32)).reshape(height, width, 3)
@@ -284,7 +290,7 @@ def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> 
     noise = rng.random(img.shape, dtype=np.float32) - 0.5
     img = noise * (img * np.float32(d(0.02, 0.12)) + np.float32(d(3.0, 10.0))) + img  # read + shot noise
     pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
-    if d() < 0.6:
+    if d() < 0.5:
         buffer = io.BytesIO()
         pil.save(buffer, format="JPEG", quality=int(d(30, 92)))
         pil = Image.open(buffer)
@@ -377,8 +383,8 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 def _write_images(folder: Path, params: dict, progress: bool) -> None:
     """Write every image under folder/<class>/, then the marker file.
 
-    Rendering runs here; PNG encoding and file creation run in a writer thread, so their system calls
-    (slow on some disks) overlap with the rendering of the next images.
+    Rendering runs here; PNG encoding and file creation run in a writer thread, so that they overlap with
+    the rendering of the next images (both release the GIL; file creation is slow on some disks).
     """
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
     for cls in CLASSES:
@@ -438,6 +444,7 @@ def generate(
         raise UserError(f"--out {out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    os.chmod(tmp, 0o755)
     try:
         _write_images(tmp, params, progress)
         _install(tmp, out_dir)
@@ -459,6 +466,7 @@ def ensure_synthetic(cache_root: Path, n: int, seed: int, size: int, normal_frac
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    os.chmod(tmp, 0o755)
     try:
         _write_images(tmp, params, progress=n >= 2000)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from benchmark.store import Store
 from benchmark.train import RunSpec, resolve_device
 
 HEARTBEAT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
 PASSED_ENV = ("SOLDERBENCH_CACHE",)
 _prepared: dict[str, Prepared] = {}
 
@@ -68,6 +70,8 @@ def connect(address: str | None, where: str = "run.ray.address") -> bool:
         return False
     quiet = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
+        if address and address != "auto" and not address.startswith("ray://"):
+            _check_reachable(address)
         if address:
             ray.init(address=address, **quiet)
         else:
@@ -78,6 +82,17 @@ def connect(address: str | None, where: str = "run.ray.address") -> bool:
                         f"({lines[0] if lines else type(exc).__name__}); start the cluster first (ray start --head) "
                         "or leave run.ray.address empty for a local instance") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable HOST:PORT for ever; fail fast instead (ConnectionError)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager

@@ -80,8 +80,9 @@ def noise_curves(frame: pd.DataFrame, title: str, path: Path, f1: str = "f1") ->
             ax = axes[i, j]
             style = "CAM" if metric in ("pearson", "iou_top20") and part["CAM"].nunique() > 1 else None
             data = part if style else part.drop_duplicates(["method", "level"])
-            sns.lineplot(data=data, x="level", y=metric, hue="method", hue_order=order, palette=colors, style=style,
-                         marker="o", ax=ax, legend=(i == 0 and j == len(metrics) - 1), errorbar=None)
+            marks = {"style": style, "markers": True} if style else {"marker": "o"}
+            sns.lineplot(data=data, x="level", y=metric, hue="method", hue_order=order, palette=colors, ax=ax,
+                         legend=(i == 0 and j == len(metrics) - 1), errorbar=None, **marks)
             ax.set_xlabel(NOISE_TITLES.get(kind, kind))
             ax.set_ylabel(METRIC_TITLES[metric])
             ax.set_ylim(-0.05 if metric == "pearson" else 0.0, 1.02)
