@@ -8,7 +8,8 @@ from torch import nn
 
 import methods
 from benchmark.explain.build import choose_images, eval_subset
-from benchmark.explain.cams import cam_target, compute_cams, road_drop, target_layers
+from benchmark.explain.cams import CAM_METHODS, cam_target, compute_cams, road_drop, target_layers
+from benchmark.explain.defaults import CAM_NAMES
 from benchmark.explain.diversity import diversity, pca_2d, penultimate_features
 from benchmark.explain.noise import add_noise, map_stability
 from methods.bilinear import BilinearPooling
@@ -28,6 +29,10 @@ def images() -> torch.Tensor:
     for i in range(6):
         x[i, :, i : i + 6, 2 * i % 10 : 2 * i % 10 + 6] = 0.9
     return x
+
+
+def test_the_parser_offers_exactly_the_cam_methods_there_are():
+    assert tuple(CAM_METHODS) == CAM_NAMES
 
 
 @pytest.mark.parametrize("cam", ["gradcam", "gradcam++", "eigencam"])

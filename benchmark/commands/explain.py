@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmark.explain.defaults import CAM_NAMES, DEFAULT_CAMS, DEFAULT_LEVELS, PARTS
+
 NAME = "explain"
 HELP = "class activation maps, their robustness to noise, and feature diversity of an experiment's trained runs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from benchmark.explain.cams import CAM_METHODS
-    from benchmark.explain.noise import DEFAULT_LEVELS
-
     parser.add_argument("target", metavar="CONFIG.yaml|OUTPUT_DIR", help="experiment file or its output folder (runs/<name>)")
     parser.add_argument("--runs", nargs="+", default=None, metavar="RUN_ID",
                         help="runs to explain (default: each method setting x backbone at fold 0, repeat 0, first seed)")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="test images in the CAM figures (default 8)")
-    parser.add_argument("--cam", dest="cams", nargs="+", default=["gradcam", "gradcam++"], metavar="METHOD",
-                        help=f"CAM methods (default: gradcam gradcam++); allowed: {', '.join(CAM_METHODS)}")
+    parser.add_argument("--cam", dest="cams", nargs="+", default=list(DEFAULT_CAMS), metavar="METHOD",
+                        help=f"CAM methods (default: {' '.join(DEFAULT_CAMS)}); allowed: {', '.join(CAM_NAMES)}")
     parser.add_argument("--gaussian", nargs="+", type=float, default=list(DEFAULT_LEVELS["gaussian"]), metavar="SIGMA",
                         help="Gaussian noise std on [0, 1] pixels (default: 0 0.05 0.1 0.2)")
     parser.add_argument("--salt-pepper", nargs="+", type=float, default=list(DEFAULT_LEVELS["salt_pepper"]),
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchmark.explain import PARTS, Options, explain
+    from benchmark.explain.build import Options, explain
 
     parts = ("diversity",) if args.diversity_only else tuple(p for p in PARTS if not (args.no_noise and p == "noise"))
     options = Options(

@@ -22,6 +22,7 @@ from benchmark.errors import UserError
 from benchmark.explain import diversity as div
 from benchmark.explain import figures
 from benchmark.explain.cams import CAM_TITLES, CamTarget, cam_target, check_cam_methods, compute_cams, road_drop
+from benchmark.explain.defaults import DEFAULT_CAMS, DEFAULT_LEVELS, PARTS
 from benchmark.explain.load import (
     LoadedRun,
     TestPart,
@@ -36,8 +37,6 @@ from benchmark.explain.load import (
 )
 from benchmark.explain.markdown import write_markdown
 from benchmark.explain.noise import (
-    DEFAULT_LEVELS,
-    NOISE_KINDS,
     TOP_FRACTION,
     add_noise,
     constant_maps,
@@ -48,7 +47,6 @@ from benchmark.explain.noise import (
 from benchmark.metrics import classification_metrics
 from benchmark.store import Store, atomic_write_text
 
-PARTS = ("cams", "noise", "diversity")
 RUN_KEYS = ["run_id", "backbone", "label", "method_label", "repeat", "fold", "seed"]
 
 
@@ -58,7 +56,7 @@ class Options:
 
     runs: list[str] | None = None
     images: int = 8
-    cams: tuple[str, ...] = ("gradcam", "gradcam++")
+    cams: tuple[str, ...] = DEFAULT_CAMS
     gaussian: tuple[float, ...] = DEFAULT_LEVELS["gaussian"]
     salt_pepper: tuple[float, ...] = DEFAULT_LEVELS["salt_pepper"]
     eval_images: int = 64
@@ -378,4 +376,4 @@ def explain(target: str | Path, options: Options, out_dir: Path | None = None) -
     return out_dir
 
 
-__all__ = ["NOISE_KINDS", "PARTS", "Options", "choose_images", "eval_subset", "explain"]
+__all__ = ["PARTS", "Options", "choose_images", "eval_subset", "explain"]

@@ -9,8 +9,8 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-NOISE_KINDS = ("gaussian", "salt_pepper")
-DEFAULT_LEVELS = {"gaussian": (0.0, 0.05, 0.1, 0.2), "salt_pepper": (0.0, 0.02, 0.05, 0.1)}
+from benchmark.explain.defaults import NOISE_KINDS
+
 TOP_FRACTION = 0.2
 
 

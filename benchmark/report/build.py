@@ -198,6 +198,7 @@ def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
 def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.DataFrame, friedman: pd.DataFrame,
                 notes: list[str], figures: list[figs.Figure]) -> None:
     audit = r.output_dir / "audit.md"
+    explain = r.output_dir / "explain" / "explain.md"
     page = html.render(
         name=r.name,
         tables=[tables.to_html(perf, PERF_CAPTION), tables.to_html(calib, CALIB_CAPTION)],
@@ -209,6 +210,7 @@ def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.D
         status=_status_table(r.rows, r.backbones, r.n_expected), failures=_failures(r.results),
         selection=_selection_counts(r.rows, r.backbones),
         audit_md=audit.read_text() if audit.is_file() else "", config=r.config_text,
+        explain_md=explain.read_text() if explain.is_file() else "", explain_dir=explain.parent,
         provenance=provenance(r.results, r.output_dir, r.n_expected), warnings=_warnings(r),
         baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle,
     )

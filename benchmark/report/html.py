@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import markdown
@@ -63,6 +64,7 @@ across methods. Friedman test and Nemenyi post-hoc over complete backbone × fol
 {% if selection %}<h3>Selected settings</h3><p>How often each setting was chosen by the inner-validation score.</p>
 <div class="scroll">{{ selection }}</div>{% endif %}
 {% if audit %}<h2 id="audit">Data audit</h2><div class="audit">{{ audit }}</div>{% endif %}
+{% if explain %}<h2 id="explain">Activation maps, noise and feature diversity</h2><div class="audit">{{ explain }}</div>{% endif %}
 <h2 id="config">Experiment config</h2>
 {% if config %}<pre>{{ config }}</pre>{% else %}<p>config.resolved.yaml not found.</p>{% endif %}
 <h2 id="provenance">Provenance</h2>
@@ -77,21 +79,39 @@ def _embed(figure: Figure, directory: Path) -> dict:
     return {"name": figure.name, "title": figure.title, "caption": figure.caption, "png": png}
 
 
+def markdown_section(text: str, base_dir: Path | None = None) -> Markup:
+    """Markdown rendered to HTML, its local images embedded as data URIs so the page stays self-contained."""
+    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    if base_dir is not None:
+        def embed(match: re.Match) -> str:
+            path = base_dir / match.group(1)
+            if not path.is_file():
+                return match.group(0)
+            kind = "svg+xml" if path.suffix.lower() == ".svg" else path.suffix.lower().lstrip(".")
+            return f'src="data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode("ascii")}"'
+
+        body = re.sub(r'src="(?!data:|https?:)([^"]+)"', embed, body)
+    return Markup(body)
+
+
 def render(
     *, name: str, tables: list[str], pairwise: str, friedman: str, stat_notes: list[str], figures: list[Figure],
     figure_dir: Path, status: str, failures: str, selection: str, audit_md: str, config: str, provenance: dict,
+    explain_md: str = "", explain_dir: Path | None = None,
     warnings: list[str], baseline: str | None, select_by: str, oracle: bool,
 ) -> str:
     """The page as a string; HTML fragments (tables) are trusted, everything else is escaped."""
     sections = [("results", "Results"), ("statistics", "Statistics"), ("figures", "Figures"), ("runs", "Runs")]
     sections += [("audit", "Data audit")] if audit_md else []
+    sections += [("explain", "Activation maps")] if explain_md else []
     sections += [("config", "Config"), ("provenance", "Provenance")]
-    audit = Markup(markdown.markdown(audit_md, extensions=["tables", "fenced_code"])) if audit_md else ""
+    audit = markdown_section(audit_md) if audit_md else ""
+    explain = markdown_section(explain_md, explain_dir) if explain_md else ""
     template = Environment(autoescape=True).from_string(TEMPLATE)
     return template.render(
         name=name, style=Markup(STYLE), sections=sections, tables=[Markup(t) for t in tables],
         pairwise=Markup(pairwise), friedman=Markup(friedman), stat_notes=stat_notes,
         figures=[_embed(f, figure_dir) for f in figures], status=Markup(status), failures=Markup(failures),
-        selection=Markup(selection), audit=audit, config=config, provenance=provenance, warnings=warnings,
+        selection=Markup(selection), audit=audit, explain=explain, config=config, provenance=provenance, warnings=warnings,
         baseline=baseline, select_by=select_by, oracle=oracle,
     )
