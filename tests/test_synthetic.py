@@ -141,6 +141,16 @@ def test_ensure_synthetic_regenerates_a_stale_folder(tmp_path):
     assert json.loads((again / "SYNTHETIC.json").read_text())["n"] == 10
 
 
+def test_ensure_synthetic_never_replaces_other_data(tmp_path):
+    target = tmp_path / synthetic.cache_name(10, 0, 16, 0.8)
+    target.mkdir()
+    (target / "mine.txt").write_text("x")
+    with pytest.raises(UserError):
+        ensure_synthetic(tmp_path, n=10, seed=0, size=16)
+    assert [p.name for p in target.iterdir()] == ["mine.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_ensure_synthetic_is_safe_when_two_callers_race(tmp_path):
     results: list[Path] = []
     errors: list[BaseException] = []

@@ -98,4 +98,6 @@ def test_data_montage_bad_paths_exit_2(tmp_path):
     assert main(["data", "montage", "--real", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert main(["data", "montage", "--synthetic", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert main(["data", "montage", "--out", str(tmp_path / "m.jpg")]) == 2
+    assert main(["data", "montage", "--per-class", "0", "--out", str(out)]) == 2
+    assert main(["data", "montage", "--tile", "4", "--out", str(out)]) == 2
     assert not out.exists()

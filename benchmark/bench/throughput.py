@@ -15,7 +15,7 @@ from benchmark.bench.setup import BenchData
 from benchmark.errors import UserError
 from benchmark.train import FoldData, RunSpec, Trainer, synchronize
 
-MIN_ROUNDS = 4  # timed blocks per path; the efficiency is the median of the per-block ratios
+MIN_ROUNDS = 8  # timed blocks per path; the efficiency is the median of the per-block ratios
 
 
 def bench_trainer(bench: BenchData, device: torch.device, method: str = "ce") -> Trainer:
@@ -80,6 +80,8 @@ def measure_training(trainer: Trainer, steps: int, warmup: int, show_progress: b
         "pipeline_images_per_s": batch / real_step,
         "ceiling_images_per_s": batch / ceiling_step,
         "pipeline_efficiency": statistics.median(c / r for c, r in zip(ceiling_s, real_s, strict=True)),
+        "pipeline_round_step_s": real_s,
+        "ceiling_round_step_s": ceiling_s,
     }
 
 

@@ -70,6 +70,8 @@ def _montage(args: argparse.Namespace) -> int:
         raise UserError(f"--synthetic {args.synthetic} is not a folder")
     if args.out.suffix.lower() != ".png":
         raise UserError(f"--out {args.out} must end in .png")
+    if args.per_class < 1 or args.tile < 8:
+        raise UserError(f"--per-class must be >= 1 and --tile >= 8, got {args.per_class} and {args.tile}")
     with tempfile.TemporaryDirectory(prefix="solderbench-montage-") as tmp:
         source = args.synthetic
         if source is None:

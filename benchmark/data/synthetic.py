@@ -421,7 +421,7 @@ def _install(tmp: Path, target: Path) -> None:
         return
     except OSError:
         if not target.is_dir() or not (_is_synthetic(target) or not any(target.iterdir())):
-            raise
+            raise UserError(f"{target} exists and is not a synthetic dataset (no {MARKER}); move it away") from None
     trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
     os.replace(target, trash / target.name)
     os.replace(tmp, target)
@@ -441,7 +441,7 @@ def generate(
     out_dir = Path(out_dir)
     params = _params(n, seed, size, normal_fraction, defect_weights)
     if out_dir.exists() and not (out_dir.is_dir() and (_is_synthetic(out_dir) or not any(out_dir.iterdir()))):
-        raise UserError(f"--out {out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
+        raise UserError(f"{out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     os.chmod(tmp, 0o755)
@@ -464,6 +464,8 @@ def ensure_synthetic(cache_root: Path, n: int, seed: int, size: int, normal_frac
     target = Path(cache_root) / cache_name(n, seed, size, normal_fraction)
     if _read_marker(target) == params:
         return target
+    if target.is_dir() and not _is_synthetic(target) and any(target.iterdir()):
+        raise UserError(f"{target} exists and is not a synthetic dataset (no {MARKER}); move it away")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     os.chmod(tmp, 0o755)
