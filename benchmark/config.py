@@ -158,13 +158,28 @@ SCHEMA = Section(
 )
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-4 (no dot) as a number, as YAML 1.2 and every user expects."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.epochs=10` -> (['train', 'epochs'], 10); the value is read as YAML."""
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.epochs=10")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise UserError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
     return key.strip().split("."), value
@@ -190,7 +205,7 @@ def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -254,19 +254,14 @@ class Trainer:
     def n_train(self) -> int:
         return len(self.data.parts["train"][1])
 
-    def epoch_batches(self) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        """This epoch's shuffled index batches and their augmentation draws, copied to the device in one go.
-
-        A last batch of one sample is dropped (batch norm cannot train on it).
-        """
+    def epoch_batches(self, steps: int | None = None) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """This epoch's shuffled index batches (the first `steps` of them) and their augmentation draws, copied to
+        the device in one go. A last batch of one sample is dropped (batch norm cannot train on it)."""
         n, size = self.n_train, self.batch_size
         order = to_device(torch.randperm(n, generator=self.gen), self.device)
         draws = {k: to_device(v, self.device) for k, v in draw_augmentations(n, self.augment, self.gen).items()}
-        return [
-            (order[start : start + size], {k: v[start : start + size] for k, v in draws.items()})
-            for start in range(0, n, size)
-            if min(size, n - start) >= 2 or n == 1
-        ]
+        starts = [start for start in range(0, n, size) if min(size, n - start) >= 2 or n == 1][:steps]
+        return [(order[start : start + size], {k: v[start : start + size] for k, v in draws.items()}) for start in starts]
 
     def make_batch(self, idx: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather the uint8 images by index, augment them, normalize: the model's float input and the labels."""
@@ -297,7 +292,7 @@ class Trainer:
         Losses stay on the device until the end of the epoch (no per-step sync); a non-finite one fails the run.
         """
         self.model.train()
-        batches = self.epoch_batches()[:steps]
+        batches = self.epoch_batches(steps)
         losses, correct = [], []
         for idx, draws in batches:
             loss, right = self.train_step(idx, draws)

@@ -60,14 +60,18 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 class TinyCNN(nn.Module):
-    """Three 3x3 conv-BN-ReLU blocks (8, 16, 32 channels, two 2x2 max-pools), global average pool, linear head."""
+    """3x3 conv-BN-ReLU blocks of the given widths with a 2x2 max-pool between them, global average pool, linear head.
 
-    def __init__(self, num_classes: int):
+    The default (8, 16, 32) is `tiny_cnn`; `small_cnn` is (16, 32, 64, 128).
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (8, 16, 32)):
         super().__init__()
-        self.features = nn.Sequential(
-            _conv_bn_relu(3, 8), nn.MaxPool2d(2), _conv_bn_relu(8, 16), nn.MaxPool2d(2), _conv_bn_relu(16, 32)
-        )
-        self.num_features = 32
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip((3, *widths[:-1]), widths)):
+            layers += ([nn.MaxPool2d(2)] if i else []) + [_conv_bn_relu(cin, cout)]
+        self.features = nn.Sequential(*layers)
+        self.num_features = widths[-1]
         self.head = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:

@@ -94,3 +94,10 @@ def swin_tiny(num_classes: int, image_size: int) -> nn.Module:
 def tiny_cnn(num_classes: int, image_size: int) -> nn.Module:
     """Three-layer CNN (8-16-32 channels) for fast tests."""
     return TinyCNN(num_classes)
+
+
+@register_backbone("small_cnn", min_image_size=8, notes="about 100k parameters; the quick experiment's backbone",
+                   citation="this project (no paper)")
+def small_cnn(num_classes: int, image_size: int) -> nn.Module:
+    """Four-layer CNN (16-32-64-128 channels), small enough for CPU sweeps."""
+    return TinyCNN(num_classes, widths=(16, 32, 64, 128))

@@ -85,3 +85,10 @@ def test_shipped_experiments_validate_and_plan():
             continue
         assert expand_methods(cfg["methods"], str(path))
         assert expand_backbones(cfg["backbones"], str(path), path.parent)
+
+
+def test_exponent_without_dot_is_a_number(tmp_path, image_folder):
+    path = write_config(tmp_path / "e.yaml", image_folder)
+    path.write_text(path.read_text().replace("lr: 0.01", "lr: 5e-3"))
+    assert load_config(path)["train"]["optimizer"]["lr"] == 0.005
+    assert load_config(path, ["train.optimizer.lr=2E-4"])["train"]["optimizer"]["lr"] == 0.0002

@@ -1,4 +1,4 @@
-"""Plugins: the README example from docs/methods.md, module names, re-loading, and failures."""
+"""Plugins: the README example (section "Adding a method"), module names, re-loading, and failures."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import methods
 from benchmark.errors import UserError
 from methods import backbones, plugins, registry
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "methods.md"
+DOCS = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
