@@ -25,6 +25,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SOLDERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture
+def isolated_registries(monkeypatch):
+    """Snapshot the method and backbone registries and the loaded-plugin list; restore them afterwards."""
+    from methods import backbones, plugins, registry
+
+    saved = registry.snapshot(), backbones.snapshot()
+    monkeypatch.setattr(plugins, "_LOADED_FILES", {})
+    yield
+    registry.restore(saved[0])
+    backbones.restore(saved[1])
+
+
 def make_image_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int = 0) -> Path:
     """class folders of random PNGs whose mean brightness depends on the class (learnable, not trivial)."""
     rng = np.random.default_rng(seed)

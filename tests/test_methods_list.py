@@ -5,16 +5,11 @@ from __future__ import annotations
 import pytest
 
 from benchmark.cli import main
-from methods import backbones, plugins, registry
 
 
 @pytest.fixture(autouse=True)
-def _isolated_registries(monkeypatch):
-    saved = registry.snapshot(), backbones.snapshot()
-    monkeypatch.setattr(plugins, "_LOADED_FILES", {})
-    yield
-    registry.restore(saved[0])
-    backbones.restore(saved[1])
+def _isolated(isolated_registries):
+    """Plugins registered by these tests do not leak into others."""
 
 
 def test_lists_both_by_default(capsys):

@@ -13,18 +13,13 @@ from scipy.special import log_softmax
 
 import methods
 from benchmark.errors import UserError
-from methods import backbones, plugins, registry
 
 DOCS = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_registries(monkeypatch):
-    saved = registry.snapshot(), backbones.snapshot()
-    monkeypatch.setattr(plugins, "_LOADED_FILES", {})
-    yield
-    registry.restore(saved[0])
-    backbones.restore(saved[1])
+def _isolated(isolated_registries):
+    """Plugins registered by these tests do not leak into others."""
 
 
 def readme_example() -> str:
