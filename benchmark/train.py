@@ -286,10 +286,12 @@ class Trainer:
         crash_point("batch")
         return loss, (logits.argmax(1) == y).sum()
 
-    def train_epoch(self, epoch: int, steps: int | None = None) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, steps: int | None = None,
+                    after_step: Callable[[], None] | None = None) -> tuple[float, float]:
         """Train one epoch (or its first `steps` steps); returns mean loss and accuracy.
 
         Losses stay on the device until the end of the epoch (no per-step sync); a non-finite one fails the run.
+        `after_step` is called after every step (the bench interleaves the reference script's steps there).
         """
         self.model.train()
         batches = self.epoch_batches(steps)
@@ -298,6 +300,8 @@ class Trainer:
             loss, right = self.train_step(idx, draws)
             losses.append(loss)
             correct.append(right)
+            if after_step is not None:
+                after_step()
         if not batches:
             return float("nan"), float("nan")
         sizes = torch.tensor([len(idx) for idx, _ in batches], dtype=torch.float64)
@@ -344,10 +348,11 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def run_epoch(trainer: Trainer, epoch: int, positive: int) -> tuple[dict, np.ndarray, float]:
+def run_epoch(trainer: Trainer, epoch: int, positive: int,
+              after_step: Callable[[], None] | None = None) -> tuple[dict, np.ndarray, float]:
     """Train one epoch and validate: the history row, the validation probabilities and loss."""
     tick = time.perf_counter()
-    train_loss, train_accuracy = trainer.train_epoch(epoch)
+    train_loss, train_accuracy = trainer.train_epoch(epoch, after_step=after_step)
     lr = trainer.optimizer.param_groups[0]["lr"]
     if trainer.scheduler is not None:
         trainer.scheduler.step()

@@ -20,6 +20,7 @@ from benchmark.protocol import Fold
 from benchmark.schema import validate
 
 REFERENCE_SPLIT = (2370, 508)  # the published script's epoch: 2,370 training and 508 validation images
+EVAL_BATCH_SIZE = SCHEMA.fields["train"].fields["eval_batch_size"].default
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class BenchOptions:
     channels_last: bool = True
     amp: bool = False
     compile: bool = False
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
     n_train: int = REFERENCE_SPLIT[0]
     n_val: int = REFERENCE_SPLIT[1]
     seed: int = 0

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from benchmark.config import AUGMENTATIONS
+from benchmark.config import AUGMENTATIONS, SCHEMA
 from benchmark.errors import UserError
 
 NAME = "bench"
 HELP = "Measure training/evaluation speed here: real pipeline vs the model's ceiling, or one epoch vs the reference."
+EVAL_BATCH_SIZE = SCHEMA.fields["train"].fields["eval_batch_size"].default
 DEFAULTS = {False: ("resnet18", 64, ",".join(AUGMENTATIONS)), True: ("googlenet", 8, "none")}
 
 
@@ -32,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice, all cores)")
-    parser.add_argument("--eval-batch-size", type=int, default=256, help="evaluation batch size (default 256)")
+    parser.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
+                        help=f"evaluation batch size (default {EVAL_BATCH_SIZE}, the config's train.eval_batch_size)")
     parser.add_argument("--reference-epoch", action="store_true",
                         help="time one epoch (train 2,370 + validate 508 images) the way the published script did "
                              "(ImageFolder + Resize + ToTensor, no workers, validation with autograd on) versus ours")
@@ -57,6 +57,8 @@ def _augment(text: str) -> tuple[str, ...]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from benchmark.bench import BenchOptions, format_table, run_bench, write_json
 
     for name in ("image_size", "batch_size", "steps", "threads", "eval_batch_size"):
