@@ -164,7 +164,7 @@ def evaluate(model, objective, data: FoldData, part: str, batch_size: int, amp: 
     """Probabilities and mean objective value over one part, without autograd (one device sync at the end)."""
     x_all, y_all = data.parts[part]
     model.eval()
-    probs, losses = [], []
+    probs, losses, sizes = [], [], []
     with torch.inference_mode():
         for start in range(0, len(y_all), batch_size):
             x = data.to_input(x_all[start : start + batch_size])
@@ -172,13 +172,14 @@ def evaluate(model, objective, data: FoldData, part: str, batch_size: int, amp: 
             with _autocast(data.device, amp):
                 logits = model(x)
             logits = logits.float()
-            losses.append(objective(logits, y).double() * len(y))
+            losses.append(objective(logits, y))
+            sizes.append(len(y))
             probs.append(torch.softmax(logits, dim=1))
         if not probs:
             return np.zeros((0, 0)), float("nan")
-        out = torch.cat(probs).double().cpu().numpy()
-        loss = float(torch.stack(losses).sum().cpu()) / len(y_all)
-    return out, loss
+        out = torch.cat(probs).cpu().double().numpy()
+        loss_sum = (torch.stack(losses).cpu().double() * torch.tensor(sizes, dtype=torch.float64)).sum()
+    return out, float(loss_sum) / len(y_all)
 
 
 def epoch_scores(probs: np.ndarray, labels: np.ndarray, positive: int) -> dict:
@@ -290,14 +291,18 @@ class Trainer:
                     after_step: Callable[[], None] | None = None) -> tuple[float, float]:
         """Train one epoch (or its first `steps` steps); returns mean loss and accuracy.
 
-        Losses stay on the device until the end of the epoch (no per-step sync); a non-finite one fails the run.
-        `after_step` is called after every step (the bench interleaves the reference script's steps there).
+        A non-finite loss fails the run: on the CPU at once, elsewhere at the end of the epoch (the losses stay on
+        the device until then, so the host never waits for it mid-epoch). `after_step` is called after every step
+        (the bench interleaves the reference script's steps there).
         """
         self.model.train()
         batches = self.epoch_batches(steps)
         losses, correct = [], []
-        for idx, draws in batches:
+        check_now = self.device.type == "cpu"
+        for step, (idx, draws) in enumerate(batches, start=1):
             loss, right = self.train_step(idx, draws)
+            if check_now and not math.isfinite(float(loss)):
+                raise RunFailed(f"loss is {float(loss)} at epoch {epoch} (step {step})")
             losses.append(loss)
             correct.append(right)
             if after_step is not None:
@@ -305,11 +310,11 @@ class Trainer:
         if not batches:
             return float("nan"), float("nan")
         sizes = torch.tensor([len(idx) for idx, _ in batches], dtype=torch.float64)
-        loss_values = torch.stack(losses).double().cpu()
+        loss_values = torch.stack(losses).cpu().double()
         bad = torch.nonzero(~torch.isfinite(loss_values))
         if len(bad):
-            step = int(bad[0])
-            raise RunFailed(f"loss is {float(loss_values[step])} at epoch {epoch} (step {step + 1})")
+            first = int(bad[0])
+            raise RunFailed(f"loss is {float(loss_values[first])} at epoch {epoch} (step {first + 1})")
         seen = float(sizes.sum())
         return float((loss_values * sizes).sum()) / seen, float(torch.stack(correct).sum().cpu()) / seen
 

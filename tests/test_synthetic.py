@@ -43,6 +43,25 @@ def test_an_image_does_not_depend_on_how_many_others_are_generated(tmp_path):
     assert shared and all(small[name] == large[name] for name in shared)
 
 
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "IMAGES_PER_WORKER", 10)
+    monkeypatch.setattr(synthetic, "CHUNK", 7)
+    assert synthetic.worker_count(40, 2) == 2
+    serial = _files(generate(tmp_path / "serial", n=40, seed=5, size=16, workers=1))
+    parallel = _files(generate(tmp_path / "parallel", n=40, seed=5, size=16, workers=2))
+    assert len([name for name in serial if name.endswith(".png")]) == 40
+    assert serial == parallel
+
+
+def test_worker_count_starts_no_process_for_a_small_set_and_rejects_bad_values():
+    assert synthetic.worker_count(10, 8) == 1
+    assert synthetic.worker_count(100 * synthetic.IMAGES_PER_WORKER, 3) == 3
+    assert synthetic.worker_count(100 * synthetic.IMAGES_PER_WORKER) >= 1
+    for bad in (0, -1, 1.5):
+        with pytest.raises(UserError, match="workers"):
+            synthetic.worker_count(1000, bad)
+
+
 def test_counts_sizes_and_format(tmp_path):
     out = generate(tmp_path / "ds", n=23, seed=0, size=24, normal_fraction=0.6)
     expected = class_counts(23, 0.6)

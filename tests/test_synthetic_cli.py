@@ -27,6 +27,7 @@ def test_data_synthetic_writes_the_dataset_and_prints_counts(tmp_path, capsys):
         ["--n", "3"],
         ["--size", "8"],
         ["--normal-fraction", "1.5"],
+        ["--workers", "0"],
     ],
 )
 def test_data_synthetic_bad_values_exit_2(tmp_path, argv, capsys):

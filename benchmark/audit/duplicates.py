@@ -7,9 +7,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from benchmark.audit.settings import NEAR_THRESHOLD
 from benchmark.protocol import Fold
 
-NEAR_THRESHOLD = 4
 MAX_LISTED = 1000
 MAX_EXAMPLES = 5
 BLOCK_ELEMENTS = 1 << 22  # hash comparisons per block (bounds memory for large datasets)

@@ -14,10 +14,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from tqdm import tqdm
 
 from benchmark.audit.inventory import COLOUR, PROGRESS_MIN_FILES
+from benchmark.audit.settings import TREES
 from benchmark.protocol import Fold
 
 WARN_BALANCED = 0.9
-TREES = 100
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Micro-measurements behind docs/performance.md: one speed means at a time, everything else fixed.
 
 `python -m benchmark.bench.means [--backbone googlenet] [--image-size 84] [--batch-size 64] [--json FILE]` times,
-on random inputs of the given shape: evaluation with autograd on / torch.no_grad / torch.inference_mode; the Adam
+on random inputs of the given shape: evaluation with autograd on / torch.no_grad / torch.inference_mode at batch 8 and the eval batch size; the Adam
 implementations (for-loop, foreach, fused); one epoch checkpoint (model + Adam state); the per-epoch metrics
 (`classification_metrics` versus `epoch_scores`). Each figure is the median of `--repeats` timings.
 """
@@ -37,17 +37,27 @@ def _median_s(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def evaluation_modes(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict:
-    """Seconds per evaluation batch with autograd on (the reference), under no_grad and under inference_mode."""
+def evaluation_modes(model: torch.nn.Module, x: torch.Tensor, batch_sizes: tuple[int, ...], repeats: int) -> dict:
+    """Images/s of evaluating `x` in batches, with autograd on (the reference), under no_grad and under
+    inference_mode, for each batch size; the variants alternate within each repeat (paired under load)."""
     model.eval()
     modes = {"autograd_on": contextlib.nullcontext, "no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
-    out = {}
-    for name, ctx in modes.items():
-        def run(ctx=ctx) -> None:
-            with ctx():
-                model(x).sum().item()
-        out[name] = _median_s(run, repeats)
-    return out
+    cases = [(name, size) for size in batch_sizes for name in modes]
+
+    def run(name: str, size: int) -> None:
+        with modes[name]():
+            for start in range(0, len(x), size):
+                model(x[start : start + size]).sum().item()
+
+    times: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    for case in cases:
+        run(*case)
+    for _ in range(repeats):
+        for case in cases:
+            tick = time.perf_counter()
+            run(*case)
+            times[case].append(time.perf_counter() - tick)
+    return {f"{name}@{size}": len(x) / statistics.median(times[(name, size)]) for name, size in cases}
 
 
 def adam_variants(backbone: str, image_size: int, x: torch.Tensor, repeats: int) -> dict:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     model = methods.build_backbone(args.backbone, 2, size).to(memory_format=torch.channels_last)
     result = {
         "settings": vars(args) | {"json": str(args.json), "threads": torch.get_num_threads()},
-        "eval_batch_s": evaluation_modes(model, x_eval, args.repeats),
+        "eval_images_per_s": evaluation_modes(model, x_eval, (8, args.eval_batch_size), args.repeats),
         "adam_step_s": adam_variants(args.backbone, size, x, args.repeats),
         "checkpoint": checkpoint_seconds(args.backbone, size, x, args.repeats),
         "metrics_s": metric_seconds(508, 2, args.repeats),

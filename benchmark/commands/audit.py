@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from benchmark.audit import render_summary, run_audit, save_audit
-from benchmark.audit.duplicates import NEAR_THRESHOLD
-from benchmark.audit.shortcuts import TREES
-from benchmark.data.folders import FileList, scan
+from benchmark.audit.settings import NEAR_THRESHOLD, TREES
 from benchmark.data.images import RESIZE_POLICIES
 from benchmark.errors import UserError
-from benchmark.protocol import Fold, ProtocolSpec, make_folds
+
+if TYPE_CHECKING:
+    from benchmark.data.folders import FileList
+    from benchmark.protocol import Fold
 
 NAME = "audit"
 HELP = "Check a dataset before trusting a benchmark: bad files, duplicates, train/test leakage, shortcuts."
@@ -63,6 +62,11 @@ def _merge_mapping(folder: Path, merges: list[str]) -> dict[str, list[str]] | No
 
 
 def _folder_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict, Path]:
+    import numpy as np
+
+    from benchmark.data.folders import scan
+    from benchmark.protocol import ProtocolSpec, make_folds
+
     folder = Path(args.target)
     if args.resize == "via" and not args.via:
         raise UserError("--resize via needs --via N (the common small size, e.g. --via 24)")
@@ -105,6 +109,8 @@ def _config_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark.audit import render_summary, run_audit, save_audit
+
     target = Path(args.target)
     if target.is_dir():
         files, folds, settings, default_out = _folder_inputs(args)

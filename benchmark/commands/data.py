@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     gen.add_argument("--normal-fraction", type=float, default=0.8, help="share of normal images (default 0.8)")
+    gen.add_argument("--workers", type=int, default=None,
+                     help="processes to render with (default: the usable CPU cores, one per 256 images at most)")
     mon = actions.add_parser(
         "montage",
         help="a PNG with a real row and a synthetic row per class",
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _synthetic(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = synthetic.generate(args.out, n=args.n, seed=args.seed, size=args.size,
-                             normal_fraction=args.normal_fraction, progress=True)
+                             normal_fraction=args.normal_fraction, progress=True, workers=args.workers)
     elapsed = time.perf_counter() - start
     counts = synthetic.class_counts(args.n, args.normal_fraction)
     for cls, count in counts.items():

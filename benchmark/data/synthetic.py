@@ -14,12 +14,12 @@ import functools
 import io
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,8 @@ REAL_DEFECT_COUNTS: dict[str, int] = {
 }
 GENERATOR_VERSION = 2  # part of every image seed and of SYNTHETIC.json: bump it when the images change
 MARKER = "SYNTHETIC.json"
+CHUNK = 64  # images per task handed to a worker process
+IMAGES_PER_WORKER = 256  # a worker process is started for at least this many images
 
 _BOARDS = np.array(
     [(64, 108, 84), (44, 92, 62), (86, 120, 116), (40, 78, 58), (34, 62, 92), (150, 52, 40), (210, 92, 52),
@@ -377,29 +379,54 @@ def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-    Image.fromarray(array, "RGB").save(path, format="PNG", compress_level=1)
+    Image.fromarray(array, "RGB").save(path, format="PNG", compress_level=0)
 
 
-def _write_images(folder: Path, params: dict, progress: bool) -> None:
+def _render_chunk(folder: Path, seed: int, size: int, jobs: list[tuple[str, int]]) -> int:
+    """Render and save a list of (class, index) images; returns how many. Runs in a worker process or here."""
+    for cls, i in jobs:
+        rng = _image_rng(seed, cls, i)
+        _save_png(render(rng, cls, size, _severity(rng, cls)), folder / cls / f"{cls}_{i}.png")
+    return len(jobs)
+
+
+def worker_count(n: int, workers: int | None = None) -> int:
+    """Processes to render n images with: `workers` (default: the usable CPU cores), but one per
+    IMAGES_PER_WORKER images at most, so that small sets do not pay for starting processes."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if int(workers) != workers or workers < 1:
+        raise UserError(f"synthetic workers={workers} is not allowed; need an integer >= 1")
+    return max(1, min(int(workers), n // IMAGES_PER_WORKER))
+
+
+def _write_images(folder: Path, params: dict, progress: bool, workers: int | None = None) -> None:
     """Write every image under folder/<class>/, then the marker file.
 
-    Rendering runs here; PNG encoding and file creation run in a writer thread, so that they overlap with
-    the rendering of the next images (both release the GIL; file creation is slow on some disks).
+    The images are rendered in chunks, spread over worker processes (each image has its own random stream,
+    so the bytes do not depend on the number of workers or the order the chunks finish in).
     """
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
     for cls in CLASSES:
         if params["counts"][cls]:
             (folder / cls).mkdir(parents=True, exist_ok=True)
-    pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        for cls, i in tqdm(jobs, desc="synthetic images", unit="img", file=sys.stderr, disable=not progress):
-            rng = _image_rng(params["seed"], cls, i)
-            array = render(rng, cls, params["size"], _severity(rng, cls))
-            pending.append(writer.submit(_save_png, array, folder / cls / f"{cls}_{i}.png"))
-            while len(pending) > 64 or (pending and pending[0].done()):
-                pending.popleft().result()
-        while pending:
-            pending.popleft().result()
+    chunks = [jobs[start : start + CHUNK] for start in range(0, len(jobs), CHUNK)]
+    n_workers = worker_count(len(jobs), workers)
+    bar = tqdm(total=len(jobs), desc="synthetic images", unit="img", file=sys.stderr, disable=not progress)
+    with bar:
+        if n_workers == 1:
+            for chunk in chunks:
+                bar.update(_render_chunk(folder, params["seed"], params["size"], chunk))
+        else:
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
+                futures = [pool.submit(_render_chunk, folder, params["seed"], params["size"], c) for c in chunks]
+                try:
+                    for future in as_completed(futures):
+                        bar.update(future.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     (folder / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
@@ -436,17 +463,20 @@ def generate(
     normal_fraction: float = 0.8,
     defect_weights: dict[str, float] | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> Path:
-    """Write n images to out_dir/<class>/<class>_<i>.png plus SYNTHETIC.json, atomically; returns out_dir."""
+    """Write n images to out_dir/<class>/<class>_<i>.png plus SYNTHETIC.json, atomically; returns out_dir.
+    `workers`: processes to render with (default: the usable CPU cores; see `worker_count`)."""
     out_dir = Path(out_dir)
     params = _params(n, seed, size, normal_fraction, defect_weights)
+    worker_count(params["n"], workers)
     if out_dir.exists() and not (out_dir.is_dir() and (_is_synthetic(out_dir) or not any(out_dir.iterdir()))):
         raise UserError(f"{out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     os.chmod(tmp, 0o755)
     try:
-        _write_images(tmp, params, progress)
+        _write_images(tmp, params, progress, workers)
         _install(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
