@@ -8,7 +8,7 @@ import math
 import pytest
 
 from benchmark.cli import main
-from benchmark.train import Trainer
+from benchmark.train import Trainer, resolve_device
 from tests.conftest import make_image_folder
 
 TINY = ["--backbone", "tiny_cnn", "--image-size", "16", "--quiet"]
@@ -35,7 +35,8 @@ def test_throughput_figures_are_positive_and_consistent(tmp_path, image_folder, 
     assert evaluation["images_per_s"] == pytest.approx(evaluation["n_images"] / evaluation["seconds"])
     assert evaluation["eval_to_train"] == pytest.approx(evaluation["images_per_s"] / train["pipeline_images_per_s"])
     assert result["memory"]["peak_rss_mib"] > 0
-    assert result["device"] == "cpu" and len(result["machine"]["load_average"]) == 3
+    assert result["device"] == str(resolve_device("auto")) and len(result["machine"]["load_average"]) == 3
+    assert ("cuda_max_allocated_mib" in result["memory"]) == (result["device"] == "cuda")
 
 
 def test_real_path_is_the_training_step_of_train_run(tmp_path, image_folder, monkeypatch):

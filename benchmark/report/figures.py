@@ -65,8 +65,9 @@ def palette(labels: list[str]) -> dict[str, tuple]:
 
 
 def _scaled(frame: pd.DataFrame, metrics: list[str], id_vars: list[str]) -> pd.DataFrame:
-    long = frame.melt(id_vars=id_vars, value_vars=metrics, var_name="metric").dropna(subset=["value"])
-    return long.assign(value=long["value"] * long["metric"].map(lambda m: info(m).scale()))
+    long = frame.melt(id_vars=id_vars, value_vars=metrics, var_name="metric")
+    long = long.assign(value=pd.to_numeric(long["value"], errors="coerce")).dropna(subset=["value"])
+    return long.assign(value=long["value"] * long["metric"].map(lambda m: info(m).scale()).astype(float))
 
 
 def _legend_right(fig: MplFigure, axes: np.ndarray, title: str | None = None) -> None:

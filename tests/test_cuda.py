@@ -1,0 +1,61 @@
+"""On CUDA (skipped without a GPU): the same run gives the same results as on the CPU, speed options do not change
+them, and mixed precision (fp16 with a gradient scaler) trains to finite probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.config import load_config
+from benchmark.dataset import prepare
+from benchmark.train import RunSpec, train_run
+from tests.conftest import make_image_folder, write_config
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cuda")
+    folder = make_image_folder(root / "data", {"normal": 24, "defective": 12})
+    path = write_config(root / "exp.yaml", folder, data={"root": str(folder), "image_size": 16, "positive": "defective",
+                                                         "augment": ["hflip", "vflip", "rot90"]})
+    return root, path
+
+
+def _train(setup, overrides: list[str], name: str, device: str):
+    root, path = setup
+    cfg = load_config(path, ["train.epochs=3", *overrides])
+    spec = RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0)
+    return train_run(spec, cfg, prepare(cfg), root / "runs" / name, torch.device(device), show_progress=False)
+
+
+def _probs(result) -> np.ndarray:
+    return result.predictions[[c for c in result.predictions if c.startswith("prob_")]].to_numpy()
+
+
+@pytest.fixture()
+def no_tf32(monkeypatch):
+    """Full float32 on the GPU (cuDNN convolutions use TF32 by default on Ampere and later)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
+def test_cuda_matches_cpu(setup, no_tf32):
+    cpu, gpu = _train(setup, [], "cpu", "cpu"), _train(setup, [], "gpu", "cuda")
+    np.testing.assert_allclose(_probs(gpu), _probs(cpu), atol=2e-3)
+    np.testing.assert_allclose(gpu.history["train_loss"], cpu.history["train_loss"], rtol=2e-3)
+
+
+def test_channels_last_and_eval_batch_do_not_change_cuda_results(setup):
+    base = _train(setup, ["train.channels_last=true", "train.eval_batch_size=256"], "cl", "cuda")
+    other = _train(setup, ["train.channels_last=false", "train.eval_batch_size=3"], "cf", "cuda")
+    np.testing.assert_allclose(_probs(other), _probs(base), atol=2e-3)
+
+
+def test_fp16_amp_trains_to_finite_probabilities_close_to_fp32(setup):
+    amp, fp32 = _train(setup, ["train.amp=true"], "amp", "cuda"), _train(setup, [], "fp32", "cuda")
+    probs = _probs(amp)
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+    assert np.abs(probs - _probs(fp32)).max() < 0.1
