@@ -287,16 +287,18 @@ class Trainer:
         crash_point("batch")
         return loss, (logits.argmax(1) == y).sum()
 
-    def train_epoch(self, epoch: int, steps: int | None = None,
-                    after_step: Callable[[], None] | None = None) -> tuple[float, float]:
-        """Train one epoch (or its first `steps` steps); returns mean loss and accuracy.
+    def train_epoch(self, epoch: int, after_step: Callable[[], None] | None = None,
+                    batches: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None) -> tuple[float, float]:
+        """Train one epoch (or the given `batches`, by default this epoch's `epoch_batches()`); returns mean loss and
+        accuracy.
 
         A non-finite loss fails the run: on the CPU at once, elsewhere at the end of the epoch (the losses stay on
         the device until then, so the host never waits for it mid-epoch). `after_step` is called after every step
         (the bench interleaves the reference script's steps there).
         """
         self.model.train()
-        batches = self.epoch_batches(steps)
+        if batches is None:
+            batches = self.epoch_batches()
         losses, correct = [], []
         check_now = self.device.type == "cpu"
         for step, (idx, draws) in enumerate(batches, start=1):

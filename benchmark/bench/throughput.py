@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import sys
@@ -44,19 +45,19 @@ def peak_memory(device: torch.device) -> dict:
 
 def measure_training(trainer: Trainer, steps: int, warmup: int, show_progress: bool = True) -> dict:
     """Alternate blocks of real steps (`Trainer.train_epoch`: gather from the uint8 images, augment, normalize,
-    step) and ceiling steps (`Trainer.fit_batch` on one float batch already in memory); compare their medians."""
+    step) and ceiling steps (`Trainer.fit_batch` on one float batch already in memory); compare their medians.
+
+    Each round draws a whole epoch's batches (`Trainer.epoch_batches`, timed) and trains on the first block of
+    them; the drawing is charged to the real steps at its real rate, its time divided by the steps of an epoch."""
     batch = trainer.batch_size
     full_batches = trainer.n_train // batch
     if full_batches < 1:
         raise UserError(f"--batch-size {batch} is larger than the training part ({trainer.n_train} images)")
     block = max(1, min(steps // MIN_ROUNDS, full_batches))
     rounds = max(1, steps // block)
-    x, y = trainer.make_batch(*trainer.epoch_batches()[0])
+    x, y = trainer.make_batch(*trainer.epoch_batches(steps=1)[0])
     x, y = x.clone(), y.clone()
     device = trainer.device
-
-    def real() -> None:
-        trainer.train_epoch(0, steps=block)
 
     def ceiling() -> None:
         for _ in range(block):
@@ -64,12 +65,18 @@ def measure_training(trainer: Trainer, steps: int, warmup: int, show_progress: b
         synchronize(device)
 
     for _ in range(max(1, warmup)):
-        trainer.train_epoch(0, steps=1)
+        trainer.train_epoch(0, batches=trainer.epoch_batches(steps=1))
         trainer.fit_batch(x, y)
-    real_s, ceiling_s = [], []
+    real_s, ceiling_s, draw_s = [], [], []
     for _ in tqdm(range(rounds), desc="training steps", unit="round", file=sys.stderr, leave=False,
                   disable=not show_progress):
-        real_s.append(_timed(real, device) / block)
+        synchronize(device)
+        tick = time.perf_counter()
+        batches = trainer.epoch_batches()
+        synchronize(device)
+        draw_s.append(time.perf_counter() - tick)
+        block_s = _timed(functools.partial(trainer.train_epoch, 0, batches=batches[:block]), device)
+        real_s.append((block_s + draw_s[-1] * block / len(batches)) / block)
         ceiling_s.append(_timed(ceiling, device) / block)
     real_step, ceiling_step = statistics.median(real_s), statistics.median(ceiling_s)
     return {
@@ -80,6 +87,7 @@ def measure_training(trainer: Trainer, steps: int, warmup: int, show_progress: b
         "pipeline_images_per_s": batch / real_step,
         "ceiling_images_per_s": batch / ceiling_step,
         "pipeline_efficiency": statistics.median(c / r for c, r in zip(ceiling_s, real_s, strict=True)),
+        "epoch_batches_s": statistics.median(draw_s),
         "pipeline_round_step_s": real_s,
         "ceiling_round_step_s": ceiling_s,
     }
