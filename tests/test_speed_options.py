@@ -1,7 +1,9 @@
-"""Speed options that must not change results (channels_last, eval batch size, threads), and the training pieces
+"""Speed options that must not change results (channels_last, eval batch size, threads, torch.compile), and the training pieces
 they act on (normalization statistics, batch augmentation, per-epoch scores), checked against NumPy."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -134,3 +136,9 @@ def test_epoch_scores_match_numpy_f1():
     assert scores["f1"] == pytest.approx(f1[1], abs=1e-12)
     assert scores["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-12)
     assert scores["accuracy"] == pytest.approx(np.mean(pred == labels), abs=1e-12)
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on the CPU needs a C++ compiler")
+def test_torch_compile_does_not_change_results(setup):
+    _assert_same(_train(setup, ["train.compile=true", "train.epochs=1"], "compiled"),
+                 _train(setup, ["train.compile=false", "train.epochs=1"], "eager"))
