@@ -197,6 +197,24 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             os.utime(self.lease_path(run_id))
 
+    def lease_owner(self, run_id: str) -> dict | None:
+        """Who is training this run now ({pid, host, time, heartbeat_age_s}), or None; only reads the lease (no lock is
+        taken, so a `run` starting beside it is never turned away). Same host: while the owner's process lives;
+        another host: while its heartbeat is fresh."""
+        try:
+            fd = os.open(self.lease_path(run_id), os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            if not _owner_alive(fd, kernel_lock=False):
+                return None
+            owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return {**owner, "heartbeat_age_s": time.time() - os.fstat(fd).st_mtime}
+        except (json.JSONDecodeError, OSError):
+            return None
+        finally:
+            os.close(fd)
+
     def release(self, run_id: str) -> None:
         fd = self._leases.pop(run_id, None)
         if fd is None:

@@ -218,3 +218,36 @@ def test_results_table_loader_is_unaffected_by_leftover_temp_files(tmp_path, ima
     run_dir = next((out / "runs").iterdir())
     (run_dir / ".record.json.abc.tmp").write_text('{"half": ')
     assert len(load_results(out)) == 1
+
+
+def test_status_shows_a_run_another_process_is_training(tmp_path, image_folder, forkserver, capsys):
+    from benchmark.cli import main
+    from benchmark.runner import open_sweep
+
+    experiment = write_config(tmp_path / "exp.yaml", image_folder)
+    assert main(["run", str(experiment), "--dry-run"]) == 0
+    sweep = open_sweep(load_config(experiment), decode_images=False)
+    run = sweep.runs[0]
+    ready = forkserver.Event()
+    proc = forkserver.Process(target=_hold_lease, args=(str(sweep.store.root), run.run_id, ready))
+    proc.start()
+    try:
+        assert ready.wait(60)
+        capsys.readouterr()
+        assert main(["status", str(experiment)]) == 0
+        out = capsys.readouterr().out
+        assert "0 done, 0 failed, 1 running, 8 pending" in out
+        assert f"running {run.run_id} {run.method} {run.backbone} fold {run.fold}: pid {proc.pid} on" in out
+        assert Store(sweep.store.root).acquire(run.run_id) is False
+    finally:
+        proc.kill()
+        proc.join()
+    capsys.readouterr()
+    assert main(["status", str(experiment)]) == 0
+    assert "0 running, 9 pending" in capsys.readouterr().out
+
+
+def _hold_lease(root: str, run_id: str, ready) -> None:
+    assert Store(root).acquire(run_id)
+    ready.set()
+    time.sleep(60)

@@ -93,7 +93,7 @@ def test_worker_dying_past_retries_is_recorded_failed_then_retried(tmp_path, ima
     assert table["status"].tolist() == ["failed"]
     assert "WorkerCrashedError" in table["error"].iloc[0] or "died" in table["error"].iloc[0]
     assert main(["status", str(experiment)]) == 0
-    assert "1 failed, 3 pending" in capsys.readouterr().out
+    assert "1 failed, 0 running, 3 pending" in capsys.readouterr().out
     assert main(["run", str(experiment), "--quiet", "--only", "method=crash_for_test", "fold=0", "--retry-failed"]) == 0
     assert "1 trained, 0 failed" in capsys.readouterr().out
     assert load_results(experiment.parent / "out")["status"].tolist() == ["done"]

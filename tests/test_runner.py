@@ -101,7 +101,7 @@ def test_dry_run_and_status(experiment, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 9 and sum("[   done]" in line for line in lines) == 1
     assert main(["status", str(experiment)]) == 0
-    assert "9 runs: 1 done, 0 failed, 8 pending" in capsys.readouterr().out
+    assert "9 runs: 1 done, 0 failed, 0 running, 8 pending" in capsys.readouterr().out
 
 
 NAN_PLUGIN = """
@@ -130,7 +130,7 @@ def test_failed_run_is_recorded_and_sweep_continues_then_retried(tmp_path, image
     assert "loss is nan at epoch 1" in table.loc["nan_loss_for_test", "error"]
     assert table.loc["ce", "status"] == "done"
     assert main(["status", str(experiment)]) == 0
-    assert "1 done, 1 failed, 4 pending" in capsys.readouterr().out
+    assert "1 done, 1 failed, 0 running, 4 pending" in capsys.readouterr().out
     assert main(["run", str(experiment), "--quiet", "--only", "fold=0", "--retry-failed"]) == 0
     assert "0 trained, 1 failed, 1 already finished" in capsys.readouterr().out
     record = json.loads((experiment.parent / "out" / "runs" / table.loc["nan_loss_for_test", "run_id"] / "record.json").read_text())

@@ -1,4 +1,4 @@
-"""`python -m benchmark status CONFIG`: how many runs are done, failed and pending."""
+"""`python -m benchmark status CONFIG`: how many runs are done, failed, running (and where) and pending."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from benchmark.config import load_config
 
 NAME = "status"
-HELP = "count done / failed / pending runs of an experiment"
+HELP = "count done / failed / running / pending runs of an experiment; list the failed and running ones"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +21,18 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     sweep = open_sweep(cfg, decode_images=False)
-    counts = Counter(sweep.status_of(run) for run in sweep.runs)
+    status = {run.run_id: sweep.status_of(run) for run in sweep.runs}
+    owners = {run.run_id: sweep.store.lease_owner(run.run_id) for run in sweep.runs if status[run.run_id] == "pending"}
+    status.update({run_id: "running" for run_id, owner in owners.items() if owner is not None})
+    counts = Counter(status.values())
     print(f"{cfg['name']}: {len(sweep.runs)} runs: {counts['done']} done, {counts['failed']} failed, "
-          f"{counts['pending']} pending  ({cfg['run']['output']})")
+          f"{counts['running']} running, {counts['pending']} pending  ({cfg['run']['output']})")
     for run in sweep.runs:
-        if sweep.status_of(run) == "failed":
-            print(f"  failed {run.run_id} {run.method} {run.backbone} fold {run.fold}: "
-                  f"{sweep.store.read_record(run.run_id).get('error', '')}")
+        where = f"{run.run_id} {run.method} {run.backbone} fold {run.fold}"
+        if status[run.run_id] == "failed":
+            print(f"  failed  {where}: {sweep.store.read_record(run.run_id).get('error', '')}")
+        elif status[run.run_id] == "running":
+            owner = owners[run.run_id]
+            print(f"  running {where}: pid {owner.get('pid')} on {owner.get('host')}, "
+                  f"last heartbeat {owner['heartbeat_age_s']:.0f} s ago")
     return 0
