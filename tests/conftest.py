@@ -76,3 +76,25 @@ def write_config(path: Path, data_root: Path | str, **sections) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def augmented_experiment(root: Path) -> tuple[Path, Path]:
+    """(root, config path) of a two-class 16 px experiment with every augmentation on: for comparing train options."""
+    folder = make_image_folder(root / "data", {"normal": 24, "defective": 12})
+    path = write_config(root / "exp.yaml", folder, data={"root": str(folder), "image_size": 16, "positive": "defective",
+                                                         "augment": ["hflip", "vflip", "rot90"]})
+    return root, path
+
+
+def train_tiny(experiment: tuple[Path, Path], overrides: list[str], name: str, device: str = "cpu"):
+    """Train fold 0 of `augmented_experiment` with tiny_cnn and method ce under `overrides`; the RunResult."""
+    import torch
+
+    from benchmark.config import load_config
+    from benchmark.dataset import prepare
+    from benchmark.train import RunSpec, train_run
+
+    root, path = experiment
+    cfg = load_config(path, overrides)
+    spec = RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0)
+    return train_run(spec, cfg, prepare(cfg), root / "runs" / name, torch.device(device), show_progress=False)

@@ -7,28 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.config import load_config
-from benchmark.dataset import prepare
-from benchmark.train import RunSpec, train_run
-from tests.conftest import make_image_folder, write_config
+from tests.conftest import augmented_experiment, train_tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cuda")
-    folder = make_image_folder(root / "data", {"normal": 24, "defective": 12})
-    path = write_config(root / "exp.yaml", folder, data={"root": str(folder), "image_size": 16, "positive": "defective",
-                                                         "augment": ["hflip", "vflip", "rot90"]})
-    return root, path
+    return augmented_experiment(tmp_path_factory.mktemp("cuda"))
 
 
 def _train(setup, overrides: list[str], name: str, device: str):
-    root, path = setup
-    cfg = load_config(path, ["train.epochs=3", *overrides])
-    spec = RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0)
-    return train_run(spec, cfg, prepare(cfg), root / "runs" / name, torch.device(device), show_progress=False)
+    return train_tiny(setup, ["train.epochs=3", *overrides], name, device)
 
 
 def _probs(result) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Speed options that must not change results (channels_last, eval batch size, threads, torch.compile), and the training pieces
-they act on (normalization statistics, batch augmentation, per-epoch scores), checked against NumPy."""
+"""Speed options that must not change results (channels_last, eval batch size, threads, torch.compile), and the
+training pieces they act on (normalization statistics, batch augmentation, per-epoch scores), checked against NumPy."""
 
 from __future__ import annotations
 
@@ -10,38 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.config import load_config
-from benchmark.dataset import prepare
-from benchmark.train import (
-    RunSpec,
-    augment_batch,
-    channel_stats,
-    draw_augmentations,
-    epoch_scores,
-    train_run,
-)
-from tests.conftest import write_config
+from benchmark.train import augment_batch, channel_stats, draw_augmentations, epoch_scores
+from tests.conftest import augmented_experiment, train_tiny
 
 COMPARED = ["accuracy", "f1", "macro_f1", "nll", "brier", "auroc"]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from tests.conftest import make_image_folder
-
-    root = tmp_path_factory.mktemp("speed")
-    folder = make_image_folder(root / "data", {"normal": 24, "defective": 12})
-    path = write_config(root / "exp.yaml", folder, data={"root": str(folder), "image_size": 16, "positive": "defective",
-                                                         "augment": ["hflip", "vflip", "rot90"]})
-    return root, path
+    return augmented_experiment(tmp_path_factory.mktemp("speed"))
 
 
 def _train(setup, overrides: list[str], name: str):
-    root, path = setup
-    cfg = load_config(path, overrides)
-    prepared = prepare(cfg)
-    spec = RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0)
-    return train_run(spec, cfg, prepared, root / "runs" / name, torch.device("cpu"), show_progress=False)
+    return train_tiny(setup, overrides, name)
 
 
 def _assert_same(a, b) -> None:
