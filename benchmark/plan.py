@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import methods
-from benchmark.errors import UserError
-from benchmark.schema import did_you_mean
+from benchmark.errors import UserError, did_you_mean
 from benchmark.train import RunSpec
 
 # Keys that do not change what a run computes; they stay out of the run id.

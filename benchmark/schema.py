@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
 
@@ -39,11 +38,6 @@ class Section:
     fields: dict[str, Field | Section]
     nullable: bool = False
     default_null: bool = False
-
-
-def did_you_mean(value: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _is_type(value: Any, types: tuple[type, ...]) -> bool:

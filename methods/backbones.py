@@ -28,7 +28,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, unknown_name_hint
 from methods.adapters import TimmTokenBackbone, needs_token_adapter
 from methods.weights import load_weights
 
@@ -85,9 +85,8 @@ def _timm_arch(name: str) -> str:
 
 def _spec(name: str) -> BackboneSpec:
     if name not in _BACKBONES:
-        close = difflib.get_close_matches(str(name), list(_BACKBONES), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(_BACKBONES))}"
-        raise UserError(f"unknown backbone '{name}'; {hint} (any timm architecture works as 'timm:<name>')")
+        raise UserError(f"unknown backbone '{name}'; {unknown_name_hint(name, _BACKBONES)} "
+                        "(any timm architecture works as 'timm:<name>')")
     return _BACKBONES[name]
 
 

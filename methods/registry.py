@@ -8,7 +8,6 @@ from strings, floats must be finite); each method checks its own value ranges in
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 import math
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, unknown_name_hint
 from methods.base import Method
 
 _SCALARS = (float, int, bool, str, type(None))
@@ -145,9 +144,7 @@ def register_method(name: str):
 
 def _spec(name: str) -> MethodSpec:
     if name not in _METHODS:
-        close = difflib.get_close_matches(str(name), list(_METHODS), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(_METHODS))}"
-        raise UserError(f"unknown method '{name}'; {hint}")
+        raise UserError(f"unknown method '{name}'; {unknown_name_hint(name, _METHODS)}")
     return _METHODS[name]
 
 

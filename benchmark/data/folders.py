@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 
 SPLIT_NAMES = {"train": ("train",), "val": ("validation", "valid", "val"), "test": ("test",)}
 
@@ -61,11 +60,6 @@ def _subfolders(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
-def _did_you_mean(value: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(value, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _class_mapping(root: Path, classes: dict[str, list[str]] | None, where: str) -> dict[str, list[str]]:
     available = _subfolders(root)
     if classes is None:
@@ -77,7 +71,7 @@ def _class_mapping(root: Path, classes: dict[str, list[str]] | None, where: str)
             if folder not in available:
                 raise UserError(
                     f"{where}: data.classes.{label} names folder {folder!r}, which does not exist in {root}"
-                    f"{_did_you_mean(folder, available)}; available: {', '.join(available) or 'none'}"
+                    f"{did_you_mean(folder, available)}; available: {', '.join(available) or 'none'}"
                 )
     return classes
 
