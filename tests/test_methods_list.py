@@ -37,9 +37,11 @@ def test_backbones_with_pattern(capsys):
     assert "vgg16" not in out and "methods:" not in out
 
 
-def test_no_match_says_so(capsys):
+def test_no_match_says_so_and_suggests_names(capsys):
     assert main(["list", "methods", "zzz*"]) == 0
-    assert "(no methods match 'zzz*')" in capsys.readouterr().out
+    assert "(no methods match 'zzz*'; registered: " in capsys.readouterr().out
+    assert main(["list", "methods", "alpa"]) == 0
+    assert "(no methods match 'alpa'; did you mean alpha_js?)" in capsys.readouterr().out
 
 
 def test_unknown_kind_is_an_argparse_choices_error(capsys):

@@ -37,6 +37,7 @@ def backbone_lines(name: str) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     import methods
+    from benchmark.errors import unknown_name_hint
 
     methods.load_plugins(args.plugin, Path.cwd())
     sections = {
@@ -47,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     for kind in [args.kind] if args.kind else KINDS:
         title, names, describe = sections[kind]
         found = names(args.pattern)
-        body = [line for name in found for line in describe(name)] or [f"(no {kind} match '{args.pattern}')"]
+        body = [line for name in found for line in describe(name)] or [
+            f"(no {kind} match '{args.pattern}'; {unknown_name_hint(args.pattern, names('*'))})"]
         blocks.append("\n".join([f"{title}:"] + ["  " + line for line in body]))
     print("\n\n".join(blocks))
     return 0
