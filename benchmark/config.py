@@ -63,6 +63,8 @@ def _classes_check(value: dict) -> str | None:
     return None if len(value) >= 2 else "needs at least two classes"
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
 SCHEMA = Section(
     {
         "name": Field((str,), required=True, doc="experiment name (used for output and report folders)"),
@@ -133,6 +135,8 @@ SCHEMA = Section(
                 "channels_last": Field((bool,), default=True, doc="memory format; does not change results"),
                 "amp": Field((bool,), default=False, doc="mixed precision (bf16 on CPU, fp16 on CUDA)"),
                 "compile": Field((bool,), default=False, doc="torch.compile the model"),
+                "compile_mode": Field((str,), default="default", choices=COMPILE_MODES,
+                                      doc="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs on a GPU"),
                 "threads": Field((int,), nullable=True, check=at_least(1), doc="torch threads (default: all cores)"),
             }
         ),

@@ -49,3 +49,11 @@ def test_fp16_amp_trains_to_finite_probabilities_close_to_fp32(setup):
     probs = _probs(amp)
     assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
     assert np.abs(probs - _probs(fp32)).max() < 0.1
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_torch_compile_does_not_change_cuda_results(setup, no_tf32, mode):
+    compiled = _train(setup, ["train.compile=true", f"train.compile_mode={mode}"], f"compiled-{mode}", "cuda")
+    eager = _train(setup, [], f"eager-{mode}", "cuda")
+    np.testing.assert_allclose(_probs(compiled), _probs(eager), atol=2e-3)
+    np.testing.assert_allclose(compiled.history["train_loss"], eager.history["train_loss"], rtol=2e-3)

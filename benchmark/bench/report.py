@@ -69,7 +69,7 @@ def format_table(result: dict) -> str:
     settings = result["settings"]
     title = (f"bench: {settings['backbone']}, {settings['image_size']} px, batch {settings['batch_size']}, "
              f"{torch.get_num_threads()} threads, channels_last={settings['channels_last']}, amp={settings['amp']}, "
-             f"compile={settings['compile']}")
+             f"compile={settings['compile'] and settings['compile_mode']}")
     rows = _rows(result)
     width = max(len(name) for name, _ in rows)
     return "\n".join([title] + [f"  {name:<{width}}  {value}" for name, value in rows])

@@ -37,6 +37,7 @@ class BenchOptions:
     channels_last: bool = True
     amp: bool = False
     compile: bool = False
+    compile_mode: str = "default"
     eval_batch_size: int = EVAL_BATCH_SIZE
     n_train: int = REFERENCE_SPLIT[0]
     n_val: int = REFERENCE_SPLIT[1]
@@ -69,7 +70,8 @@ def bench_config(opts: BenchOptions) -> dict:
         "name": "bench",
         "data": {"root": opts.data, "image_size": opts.image_size, "augment": list(opts.augment)},
         "train": {"batch_size": opts.batch_size, "eval_batch_size": opts.eval_batch_size,
-                  "channels_last": opts.channels_last, "amp": opts.amp, "compile": opts.compile},
+                  "channels_last": opts.channels_last, "amp": opts.amp, "compile": opts.compile,
+                  "compile_mode": opts.compile_mode},
         "methods": ["ce"],
         "backbones": [opts.backbone],
         "run": {"device": opts.device},

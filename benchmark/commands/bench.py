@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.config import AUGMENTATIONS, SCHEMA
+from benchmark.config import AUGMENTATIONS, COMPILE_MODES, SCHEMA
 from benchmark.errors import UserError
 
 NAME = "bench"
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="channels_last memory format (default on)")
     parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
+                        help="torch.compile mode with --compile (default: default; reduce-overhead uses CUDA graphs)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice, all cores)")
     parser.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
                         help=f"evaluation batch size (default {EVAL_BATCH_SIZE}, the config's train.eval_batch_size)")
@@ -79,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         amp=args.amp,
         compile=args.compile,
+        compile_mode=args.compile_mode,
         eval_batch_size=args.eval_batch_size,
     )
     result = run_bench(opts, steps=args.steps, warmup=args.warmup, reference_epoch=args.reference_epoch,
