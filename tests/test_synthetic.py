@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from pathlib import Path
 
@@ -51,6 +52,23 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, monkeypa
     parallel = _files(generate(tmp_path / "parallel", n=40, seed=5, size=16, workers=2))
     assert len([name for name in serial if name.endswith(".png")]) == 40
     assert serial == parallel
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="the patch reaches forked workers only")
+def test_a_failing_worker_process_leaves_no_half_dataset(tmp_path, monkeypatch):
+    real_render = synthetic.render
+
+    def failing(rng, cls, size, severity):
+        if cls == "short":
+            raise RuntimeError("simulated crash in a worker")
+        return real_render(rng, cls, size, severity)
+
+    monkeypatch.setattr(synthetic, "IMAGES_PER_WORKER", 10)
+    monkeypatch.setattr(synthetic, "CHUNK", 5)
+    monkeypatch.setattr(synthetic, "render", failing)  # forked workers inherit the patched module
+    with pytest.raises(RuntimeError, match="simulated crash in a worker"):
+        generate(tmp_path / "ds", n=40, size=16, workers=2)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_worker_count_starts_no_process_for_a_small_set_and_rejects_bad_values():
