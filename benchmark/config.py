@@ -134,6 +134,8 @@ SCHEMA = Section(
                 ),
                 "channels_last": Field((bool,), default=True, doc="memory format; does not change results"),
                 "amp": Field((bool,), default=False, doc="mixed precision (bf16 on CPU, fp16 on CUDA)"),
+                "deterministic": Field((bool,), default=False,
+                                       doc="CUDA: deterministic cuDNN/cuBLAS kernels, so a GPU run repeats exactly; slower"),
                 "compile": Field((bool,), default=False, doc="torch.compile the model"),
                 "compile_mode": Field((str,), default="default", choices=COMPILE_MODES,
                                       doc="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs on a GPU"),

@@ -14,7 +14,7 @@ from benchmark.train import RunSpec
 # Keys that do not change what a run computes; they stay out of the run id.
 NON_SEMANTIC = {
     "run": None,
-    "train": ("eval_batch_size", "threads", "channels_last", "compile", "compile_mode"),
+    "train": ("eval_batch_size", "threads", "channels_last", "compile", "compile_mode", "deterministic"),
     "data": ("root",),
 }
 

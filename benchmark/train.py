@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -72,6 +73,15 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"run.device {name!r} asked for, but CUDA is not available here; use auto or cpu")
     return device
+
+
+def set_deterministic(enabled: bool) -> None:
+    """On CUDA: deterministic cuDNN and cuBLAS kernels (an op without one warns), so that a run repeats exactly."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
 
 
 def run_seed(spec: RunSpec) -> int:
@@ -258,6 +268,8 @@ class Trainer:
         self.batch_size = train_cfg["batch_size"]
         self.eval_batch_size = train_cfg["eval_batch_size"]
         self.amp = train_cfg["amp"]
+        if self.device.type == "cuda":
+            set_deterministic(train_cfg["deterministic"])
         torch.manual_seed(run_seed(spec))
         np.random.seed(run_seed(spec) % 2**32)
         model, objective = build_model(spec, num_classes, cfg["data"]["image_size"])

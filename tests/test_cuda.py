@@ -57,3 +57,14 @@ def test_torch_compile_does_not_change_cuda_results(setup, no_tf32, mode):
     eager = _train(setup, [], f"eager-{mode}", "cuda")
     np.testing.assert_allclose(_probs(compiled), _probs(eager), atol=2e-3)
     np.testing.assert_allclose(compiled.history["train_loss"], eager.history["train_loss"], rtol=2e-3)
+
+
+def test_deterministic_cuda_runs_repeat_exactly(setup):
+    try:
+        first = _train(setup, ["train.deterministic=true"], "det-1", "cuda")
+        second = _train(setup, ["train.deterministic=true"], "det-2", "cuda")
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    np.testing.assert_array_equal(_probs(first), _probs(second))
+    np.testing.assert_array_equal(first.history["train_loss"], second.history["train_loss"])
