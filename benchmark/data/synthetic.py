@@ -10,6 +10,7 @@ gives the class away.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -19,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -400,10 +402,10 @@ def worker_count(n: int, workers: int | None = None) -> int:
     return max(1, min(int(workers), n // IMAGES_PER_WORKER))
 
 
-def _write_images(folder: Path, params: dict, progress: bool, workers: int | None = None) -> None:
+def _write_images(folder: Path, params: dict, progress: bool, n_workers: int) -> None:
     """Write every image under folder/<class>/, then the marker file.
 
-    The images are rendered in chunks, spread over worker processes (each image has its own random stream,
+    The images are rendered in chunks, spread over `n_workers` processes (each image has its own random stream,
     so the bytes do not depend on the number of workers or the order the chunks finish in).
     """
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
@@ -411,7 +413,6 @@ def _write_images(folder: Path, params: dict, progress: bool, workers: int | Non
         if params["counts"][cls]:
             (folder / cls).mkdir(parents=True, exist_ok=True)
     chunks = [jobs[start : start + CHUNK] for start in range(0, len(jobs), CHUNK)]
-    n_workers = worker_count(len(jobs), workers)
     bar = tqdm(total=len(jobs), desc="synthetic images", unit="img", file=sys.stderr, disable=not progress)
     with bar:
         if n_workers == 1:
@@ -441,14 +442,35 @@ def _read_marker(folder: Path) -> dict | None:
         return None
 
 
+def _replaceable(folder: Path) -> bool:
+    """Whether a new synthetic dataset may take `folder`'s place: absent, an empty folder, or an older synthetic set."""
+    return not folder.exists() or (folder.is_dir() and (_is_synthetic(folder) or not any(folder.iterdir())))
+
+
+def _other_data(folder: Path, advice: str) -> UserError:
+    return UserError(f"{folder} exists and is not a synthetic dataset (no {MARKER}); {advice}")
+
+
+@contextlib.contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A new folder beside `target` to write a dataset into, removed afterwards unless it was moved into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    os.chmod(tmp, 0o755)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _install(tmp: Path, target: Path) -> None:
     """Move a finished dataset into place; an older synthetic dataset there is replaced, other data never."""
     try:
         os.replace(tmp, target)
         return
     except OSError:
-        if not target.is_dir() or not (_is_synthetic(target) or not any(target.iterdir())):
-            raise UserError(f"{target} exists and is not a synthetic dataset (no {MARKER}); move it away") from None
+        if not (target.is_dir() and _replaceable(target)):
+            raise _other_data(target, "move it away") from None
     trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
     os.replace(target, trash / target.name)
     os.replace(tmp, target)
@@ -469,17 +491,12 @@ def generate(
     `workers`: processes to render with (default: the usable CPU cores; see `worker_count`)."""
     out_dir = Path(out_dir)
     params = _params(n, seed, size, normal_fraction, defect_weights)
-    worker_count(params["n"], workers)
-    if out_dir.exists() and not (out_dir.is_dir() and (_is_synthetic(out_dir) or not any(out_dir.iterdir()))):
-        raise UserError(f"{out_dir} exists and is not a synthetic dataset (no {MARKER}); choose a new folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    os.chmod(tmp, 0o755)
-    try:
-        _write_images(tmp, params, progress, workers)
+    n_workers = worker_count(params["n"], workers)
+    if not _replaceable(out_dir):
+        raise _other_data(out_dir, "choose a new folder")
+    with _staging(out_dir) as tmp:
+        _write_images(tmp, params, progress, n_workers)
         _install(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -494,18 +511,13 @@ def ensure_synthetic(cache_root: Path, n: int, seed: int, size: int, normal_frac
     target = Path(cache_root) / cache_name(n, seed, size, normal_fraction)
     if _read_marker(target) == params:
         return target
-    if target.is_dir() and not _is_synthetic(target) and any(target.iterdir()):
-        raise UserError(f"{target} exists and is not a synthetic dataset (no {MARKER}); move it away")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    os.chmod(tmp, 0o755)
-    try:
-        _write_images(tmp, params, progress=n >= 2000)
+    if not _replaceable(target):
+        raise _other_data(target, "move it away")
+    with _staging(target) as tmp:
+        _write_images(tmp, params, progress=n >= 2000, n_workers=worker_count(params["n"]))
         try:
             os.replace(tmp, target)
         except OSError:
             if _read_marker(target) != params:
                 _install(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
