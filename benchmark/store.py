@@ -178,7 +178,8 @@ class Store:
             if not current:
                 os.close(fd)
                 continue
-            if _owner_alive(fd, kernel_lock is True):
+            lease = _read_lease(fd)
+            if lease is not None and _owner_alive(*lease, kernel_lock=kernel_lock is True):
                 os.close(fd)
                 return False
             me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
@@ -206,14 +207,13 @@ class Store:
         except OSError:
             return None
         try:
-            if not _owner_alive(fd, kernel_lock=False):
-                return None
-            owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            return {**owner, "heartbeat_age_s": time.time() - os.fstat(fd).st_mtime}
-        except (json.JSONDecodeError, OSError):
-            return None
+            lease = _read_lease(fd)
         finally:
             os.close(fd)
+        if lease is None or not _owner_alive(*lease, kernel_lock=False):
+            return None
+        owner, age = lease
+        return {**owner, "heartbeat_age_s": age}
 
     def release(self, run_id: str) -> None:
         fd = self._leases.pop(run_id, None)
@@ -237,16 +237,21 @@ def _lock(fd: int, blocking: bool) -> bool | None:
     return True
 
 
-def _owner_alive(fd: int, kernel_lock: bool) -> bool:
-    """Whether the owner written in a lease file still holds it: on another host while its heartbeat is fresh; on this
-    host, without kernel locks, while its process lives (with a kernel lock in hand the owner is gone)."""
+def _read_lease(fd: int) -> tuple[dict, float] | None:
+    """The owner written in a lease file ({pid, host, time}) and its heartbeat's age in seconds; None if unreadable."""
     try:
         owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
         age = time.time() - os.fstat(fd).st_mtime
     except (json.JSONDecodeError, OSError):
-        return False
+        return None
     if not isinstance(owner, dict) or not owner.get("host"):
-        return False
+        return None
+    return owner, age
+
+
+def _owner_alive(owner: dict, age: float, kernel_lock: bool) -> bool:
+    """Whether a lease's owner still holds it: on another host while its heartbeat is fresh; on this host, without
+    kernel locks, while its process lives (with a kernel lock in hand the owner is gone)."""
     if owner["host"] != socket.gethostname():
         return age < LEASE_STALE_S
     if kernel_lock or owner.get("pid") == os.getpid():
