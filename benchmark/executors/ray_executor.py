@@ -128,12 +128,11 @@ def _window(resources: dict, ray_cfg: dict) -> int:
 
 
 def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, show_progress: bool = True) -> dict:
-    """Train `todo` as Ray tasks; returns counts {done, failed, busy}. A run whose worker died is retried
-    `run.ray.max_retries` times (resuming from its last checkpoint), then recorded failed."""
+    """Train `todo` as Ray tasks (inside `ray_session`); returns counts {done, failed, busy}. A run whose worker died
+    is retried `run.ray.max_retries` times (resuming from its last checkpoint), then recorded failed."""
     import ray
 
     ray_cfg = sweep.cfg["run"]["ray"]
-    started = connect(ray_cfg["address"], f"{sweep.cfg['_file']}: run.ray.address")
     task = ray.remote(train_task).options(
         num_cpus=ray_cfg["num_cpus_per_run"], num_gpus=ray_cfg["num_gpus_per_run"],
         max_retries=ray_cfg["max_retries"], retry_exceptions=False,
@@ -181,6 +180,4 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
         for ref, (run, _tick) in in_flight.items():
             ray.cancel(ref, force=True)
             sweep.store.release(run.run_id)
-        if started:
-            ray.shutdown()
     return counts
