@@ -74,8 +74,12 @@ across methods. Friedman test and Nemenyi post-hoc over complete backbone × fol
 """
 
 
+def _base64_file(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def _embed(figure: Figure, directory: Path) -> dict:
-    png = base64.b64encode((directory / f"{figure.name}.png").read_bytes()).decode("ascii")
+    png = _base64_file(directory / f"{figure.name}.png")
     return {"name": figure.name, "title": figure.title, "caption": figure.caption, "png": png}
 
 
@@ -88,7 +92,7 @@ def markdown_section(text: str, base_dir: Path | None = None) -> Markup:
             if not path.is_file():
                 return match.group(0)
             kind = "svg+xml" if path.suffix.lower() == ".svg" else path.suffix.lower().lstrip(".")
-            return f'src="data:image/{kind};base64,{base64.b64encode(path.read_bytes()).decode("ascii")}"'
+            return f'src="data:image/{kind};base64,{_base64_file(path)}"'
 
         body = re.sub(r'src="(?!data:|https?:)([^"]+)"', embed, body)
     return Markup(body)
