@@ -37,6 +37,21 @@ def predictive_entropy(probs: np.ndarray) -> float:
     return float(-(probs * np.log(p)).sum(axis=1).mean())
 
 
+def one_vs_rest_auroc(probs: np.ndarray, labels: np.ndarray, positive: int) -> float:
+    """Binary: AUROC of the positive class. K > 2: macro one-vs-rest AUROC over the classes present in `labels`.
+
+    Scores are used as given (no re-normalisation, which would break ties between saturated float32
+    probabilities); with every class present this equals scikit-learn's `roc_auc_score(multi_class="ovr")`.
+    NaN only when fewer than two classes are present.
+    """
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(labels == positive, probs[:, positive]))
+    return float(np.mean([roc_auc_score(labels == c, probs[:, c]) for c in present]))
+
+
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, positive: int) -> dict:
     """All scalar metrics plus the confusion matrix (as a list of lists) for one evaluation."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -44,15 +59,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, positive: int)
     k = probs.shape[1]
     classes = list(range(k))
     pred = probs.argmax(axis=1)
-    is_pos = labels == positive
-    if is_pos.all() or not is_pos.any():
-        auroc = float("nan")
-    elif k == 2:
-        auroc = float(roc_auc_score(is_pos, probs[:, positive]))
-    elif len(np.unique(labels)) == k:
-        auroc = float(roc_auc_score(labels, probs / probs.sum(axis=1, keepdims=True), multi_class="ovr", labels=classes))
-    else:
-        auroc = float("nan")
+    auroc = one_vs_rest_auroc(probs, labels, positive)
     onehot = np.eye(k)[labels]
     clipped = np.clip(probs, 1e-15, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)

@@ -38,3 +38,43 @@ def test_metrics_against_direct_computation(k):
 def test_ece_zero_for_perfectly_calibrated_bins():
     probs = np.array([[1.0, 0.0]] * 10)
     assert expected_calibration_error(probs, np.zeros(10, dtype=int)) == 0.0
+
+
+def test_multiclass_auroc_matches_scikit_learn_on_saturated_ties():
+    """Row re-normalisation broke the tie between 1.0 and 1.0/(1+1e-10); scikit-learn gives 2/3 here."""
+    from sklearn.metrics import roc_auc_score
+
+    probs = np.array([[1, 0, 0], [1, 1e-10, 0], [0, 0, 1]], dtype=np.float64)
+    labels = np.array([1, 0, 2])
+    expected = roc_auc_score(labels, probs, multi_class="ovr")
+    assert expected == pytest.approx(2 / 3)
+    assert classification_metrics(probs, labels, positive=1)["auroc"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_multiclass_auroc_matches_scikit_learn_on_float32_softmax():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(400, 4)) * 12).astype(np.float32)
+    probs32 = np.exp(logits - logits.max(1, keepdims=True))
+    probs32 /= probs32.sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 400)
+    expected = roc_auc_score(labels, probs32.astype(np.float64), multi_class="ovr")
+    assert classification_metrics(probs32, labels, positive=1)["auroc"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_multiclass_auroc_over_the_classes_present_when_one_is_missing():
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import label_binarize
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(4), size=60)
+    labels = rng.choice([0, 1, 3], size=60)
+    expected = roc_auc_score(label_binarize(labels, classes=[0, 1, 3]), probs[:, [0, 1, 3]], average="macro")
+    got = classification_metrics(probs, labels, positive=1)["auroc"]
+    assert np.isfinite(got) and got == pytest.approx(expected, abs=1e-12)
+
+
+def test_auroc_is_nan_only_with_a_single_class_present():
+    probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]])
+    assert np.isnan(classification_metrics(probs, np.array([0, 0]), positive=1)["auroc"])
