@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.data.cache import decode
+from benchmark.data.digests import cache_root
 from benchmark.data.folders import FileList, scan
 from benchmark.errors import UserError
 from benchmark.protocol import Fold, ProtocolSpec, folds_fingerprint, make_folds
@@ -27,11 +27,6 @@ class Prepared:
     @property
     def class_names(self) -> list[str]:
         return self.files.class_names
-
-
-def cache_root() -> Path:
-    """Where derived data (synthetic sets, decoded images) is kept: $SOLDERBENCH_CACHE or ~/.cache/solderbench."""
-    return Path(os.environ.get("SOLDERBENCH_CACHE", Path.home() / ".cache" / "solderbench"))
 
 
 def data_folder(cfg: dict) -> Path:

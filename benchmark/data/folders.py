@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.digests import content_digests
 from benchmark.errors import UserError, did_you_mean
 
 SPLIT_NAMES = {"train": ("train",), "val": ("validation", "valid", "val"), "test": ("test",)}
@@ -25,15 +26,22 @@ class FileList:
     source_folders: list[str]
     split: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    _digests: list[str] | None = field(default=None, repr=False, compare=False)
 
     def relative(self) -> list[str]:
         return [f.relative_to(self.root).as_posix() for f in self.files]
 
+    def digests(self) -> list[str]:
+        """SHA-256 of each file's bytes (computed once per list, remembered across scans by size and times)."""
+        if self._digests is None:
+            self._digests = content_digests(self.files)
+        return self._digests
+
     def fingerprint(self) -> str:
-        """Hash of relative paths, sizes and labels: changes when the dataset on disk changes."""
+        """Hash of relative paths, file contents and labels: changes when any image on disk changes."""
         digest = hashlib.sha256()
-        for rel, path, label in zip(self.relative(), self.files, self.labels):
-            digest.update(f"{rel}\0{path.stat().st_size}\0{self.class_names[label]}\n".encode())
+        for rel, content, label in zip(self.relative(), self.digests(), self.labels):
+            digest.update(f"{rel}\0{content}\0{self.class_names[label]}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()[:16]
 
     def subset(self, keep: np.ndarray) -> FileList:
@@ -46,6 +54,7 @@ class FileList:
             source_folders=[self.source_folders[i] for i in idx],
             split=None if self.split is None else [self.split[i] for i in idx],
             skipped=self.skipped,
+            _digests=None if self._digests is None else [self._digests[i] for i in idx],
         )
 
 
