@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import methods
+from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, did_you_mean
 from benchmark.train import RunSpec
 
@@ -20,7 +21,11 @@ NON_SEMANTIC = {
 
 
 def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
-    """Each entry is a name or {name, param: value | [grid values]}; returns (name, params) per grid point."""
+    """Each entry is a name or {name, param: value | [grid values]}; returns (name, params) per grid point.
+
+    The params are the method's own coerced values with defaults filled in (`beta: 1` ≡ `beta: 1.0`, `focal` ≡
+    `{name: focal, gamma: 2}`), so one computation has one run id; repeated points are dropped.
+    """
     out = []
     for i, entry in enumerate(entries):
         name, params = (entry, {}) if isinstance(entry, str) else (entry["name"], {k: v for k, v in entry.items() if k != "name"})
@@ -29,18 +34,21 @@ def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
         for values in itertools.product(*grids):
             point = dict(zip(keys, values))
             try:
-                methods.build(name, **point)
+                resolved = methods.build(name, **point).hparams
             except UserError as exc:
                 raise UserError(f"{where}: methods[{i}]: {exc}") from None
-            defaults = {p: default for p, (_type, default) in methods.method_info(name)["params"].items()}
-            out.append((name, dict(sorted((defaults | point).items()))))
-    seen, unique = set(), []
-    for name, params in out:
-        key = (name, json.dumps(params, sort_keys=True))
-        if key not in seen:
-            seen.add(key)
-            unique.append((name, params))
-    return unique
+            out.append((name, dict(sorted(resolved.items()))))
+    return _unique(out, key=lambda item: (item[0], json.dumps(item[1], sort_keys=True)))
+
+
+def _unique(items: list, key=lambda item: item) -> list:
+    """`items` without repeats (first occurrence kept, order preserved)."""
+    seen, out = set(), []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            out.append(item)
+    return out
 
 
 def check_backbone(name: str, where: str, index: int) -> None:
@@ -71,7 +79,7 @@ def expand_backbones(entries: list, where: str, base: Path) -> list[tuple[str, s
                 raise UserError(f"{where}: backbones[{i}].weights: file {path} does not exist")
             weights = str(path.resolve())
         out.append((name, weights))
-    return out
+    return _unique(out)
 
 
 def semantic_config(cfg: dict) -> dict:
@@ -98,27 +106,19 @@ def plan_runs(cfg: dict, dataset_fingerprint: str, folds: list[tuple[int, int]])
     shared = semantic_config(cfg) | {"dataset_fingerprint": dataset_fingerprint}
     runs = []
     for (backbone, weights), (method, params), seed, (repeat, fold) in itertools.product(
-        backbones, method_points, cfg["seeds"], folds
+        backbones, method_points, _unique(cfg["seeds"]), _unique(folds)
     ):
         resolved = shared | {
             "method": method,
             "method_params": params,
             "backbone": backbone,
-            "weights": None if weights is None else _file_digest(weights),
+            "weights": None if weights is None else file_digest(Path(weights))[:16],
             "seed": seed,
             "repeat": repeat,
             "fold": fold,
         }
         runs.append(RunSpec(run_id_for(resolved), cfg["name"], method, params, backbone, weights, repeat, fold, seed, resolved))
-    return runs
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return _unique(runs, key=lambda run: run.run_id)
 
 
 def parse_only(terms: list[str]) -> dict[str, set[str]]:

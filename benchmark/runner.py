@@ -26,7 +26,7 @@ from benchmark.errors import UserError
 from benchmark.plan import plan_runs, select
 from benchmark.protocol import save_folds
 from benchmark.store import Store, atomic_write_csv, atomic_write_text, crash_point
-from benchmark.train import RunFailed, RunSpec, resolve_device, train_run
+from benchmark.train import RunSpec, resolve_device, train_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,7 +178,7 @@ def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
     try:
         result = train_run(run, sweep.cfg, sweep.prepared, run_dir, device,
                            heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
-    except (RunFailed, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - anything a run raises is that run's failure; Ctrl-C stops the sweep
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         atomic_write_text(run_dir / "error.txt", traceback.format_exc())
         return make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device)), None

@@ -166,12 +166,16 @@ def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[s
 
 
 def build(name: str, /, **params: Any) -> Method:
-    """An instance of method `name` with `params`; unknown name, parameter, type or range → `UserError`.
+    """An instance of method `name` with `params`; unknown name, parameter, type or range → `UserError`
+    (a ValueError or TypeError raised by the class's `__init__` counts as a bad parameter).
 
     The instance's `hparams` attribute holds all its parameters, defaults included.
     """
     resolved = resolve_params(name, params)
-    method = _spec(name).cls(**resolved)
+    try:
+        method = _spec(name).cls(**resolved)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"method '{name}': {exc}; allowed: {_spec(name).allowed()}") from None
     method.hparams = resolved
     return method
 
