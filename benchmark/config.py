@@ -24,6 +24,12 @@ def _device_check(value: str) -> str | None:
     return "allowed: auto | cpu | cuda | cuda:N | mps"
 
 
+def _workers_check(value: int | str) -> str | None:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return None
+    return "allowed: an integer ≥ 1 or 'auto'"
+
+
 def _int_list(value: list) -> str | None:
     return None if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "must be a non-empty list of integers"
 
@@ -148,6 +154,8 @@ SCHEMA = Section(
         "run": Section(
             {
                 "executor": Field((str,), default="local", choices=("local", "ray")),
+                "workers": Field((int, str), default=1, check=_workers_check,
+                                 doc="local executor: runs trained at once, or 'auto' (cores ÷ train.threads)"),
                 "device": Field((str,), default="auto", check=_device_check),
                 "output": Field((str,), nullable=True, doc="default runs/<name>"),
                 "ray": Section(

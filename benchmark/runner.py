@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
-from tqdm import tqdm
 
 import methods
 from benchmark.config import public
@@ -255,7 +254,13 @@ def _run_pending(sweep: Sweep, runs: list[RunSpec], device: torch.device | None,
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])
-    where = f"Ray ({cfg['run']['ray']['address'] or 'local instance'})" if device is None else str(device)
+    from benchmark.executors.local import resolve_workers, run_parallel, run_serial
+
+    workers = resolve_workers(cfg["run"]["workers"], cfg["train"]["threads"], len(todo))
+    if device is None:
+        where = f"Ray ({cfg['run']['ray']['address'] or 'local instance'})"
+    else:
+        where = str(device) + (f" in {workers} worker processes" if workers > 1 else "")
     print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on {where}",
           file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
@@ -263,18 +268,9 @@ def _run_pending(sweep: Sweep, runs: list[RunSpec], device: torch.device | None,
         from benchmark.executors.ray_executor import run_on_ray
 
         counts |= run_on_ray(sweep, todo, retry_failed=retry_failed, show_progress=show_progress)
+    elif workers > 1:
+        counts |= run_parallel(sweep, todo, device, workers, retry_failed, show_progress)
     else:
-        bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
-        for run in bar:
-            bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}")
-            if not claim(sweep, run, retry_failed):
-                counts["busy"] += 1
-                continue
-            try:
-                record = execute_run(sweep, run, device, show_progress)
-            finally:
-                sweep.store.release(run.run_id)
-            counts[record["status"]] += 1
-            sweep.store.rebuild_tables()
+        counts |= run_serial(sweep, todo, device, retry_failed, show_progress)
     sweep.store.rebuild_tables()
     return counts

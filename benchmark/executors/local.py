@@ -1,0 +1,126 @@
+"""Run a sweep's pending runs on this machine: in this process (one worker) or in `run.workers` worker processes.
+
+Worker processes share the sweep through the runs' leases exactly as independent `run` processes would, so crash
+safety, resume and `status` are the same; each sends one message per run to the parent, which draws the single
+sweep bar. A worker dies with its parent (kill -9 included): its run's lease is then free for the next `run`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import sys
+
+import torch
+from tqdm import tqdm
+
+from benchmark.lifetime import die_with_parent
+from benchmark.train import RunSpec
+
+WORKER_LOG_DIR = "logs"
+
+
+def resolve_workers(workers: int | str, threads: int | None, pending: int) -> int:
+    """`auto`: the machine's cores ÷ threads per run (threads unset: all cores, so one worker); never more than runs."""
+    if workers == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = max(1, cores // threads) if threads else 1
+    return max(1, min(int(workers), pending))
+
+
+def run_serial(sweep, todo: list[RunSpec], device: torch.device, retry_failed: bool, show_progress: bool) -> dict:
+    """Train `todo` one after another in this process."""
+    from benchmark.runner import claim, execute_run
+
+    counts = {"done": 0, "failed": 0, "busy": 0}
+    bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
+    for run in bar:
+        bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}")
+        if not claim(sweep, run, retry_failed):
+            counts["busy"] += 1
+            continue
+        try:
+            record = execute_run(sweep, run, device, show_progress)
+        finally:
+            sweep.store.release(run.run_id)
+        counts[record["status"]] += 1
+        sweep.store.rebuild_tables()
+    return counts
+
+
+def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int, retry_failed: bool,
+                 show_progress: bool) -> dict:
+    """Train `todo` in `workers` spawned processes; returns counts (runs no worker could take count as busy)."""
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    ids = [run.run_id for run in todo]
+    log_dir = sweep.store.root / WORKER_LOG_DIR
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = [
+        ctx.Process(target=_worker, name=f"solderbench-worker-{i}", daemon=True,
+                    args=(sweep.cfg, ids, str(device), retry_failed, messages, str(log_dir / f"worker-{i}.log")))
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    finished: dict[str, str] = {}
+    running: dict[int, str] = {}
+    bar = tqdm(total=len(todo), desc=f"sweep ({workers} workers)", unit="run", file=sys.stderr,
+               disable=not show_progress)
+    try:
+        while len(finished) < len(todo):
+            try:
+                kind, worker, run_id, value = messages.get(timeout=1.0)
+            except queue.Empty:
+                if not any(proc.is_alive() for proc in procs):
+                    break
+                continue
+            if kind == "start":
+                running[worker] = value
+            elif kind == "end":
+                finished[run_id] = value
+                running.pop(worker, None)
+                bar.update(1)
+            elif kind == "exit":
+                running.pop(worker, None)
+            bar.set_postfix_str("; ".join(running[w] for w in sorted(running)))
+    finally:
+        bar.close()
+        for proc in procs:
+            proc.join(timeout=None if len(finished) == len(todo) else 5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+    for i, proc in enumerate(procs):
+        if proc.exitcode not in (0, None):
+            print(f"warning: worker {i} ended with exit code {proc.exitcode} (log: {log_dir / f'worker-{i}.log'}); "
+                  "its run stays pending: run the same command again to resume it", file=sys.stderr)
+    statuses = list(finished.values())
+    return {"done": statuses.count("done"), "failed": statuses.count("failed"), "busy": len(todo) - len(finished)}
+
+
+def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, messages, log: str) -> None:
+    """Worker body: plan the same sweep, then claim and train the listed runs in order until none is left."""
+    die_with_parent()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    from benchmark.runner import claim, execute_run, open_sweep
+
+    worker = int(multiprocessing.current_process().name.rsplit("-", 1)[-1])
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    sweep = open_sweep(cfg)
+    wanted = set(run_ids)
+    for run in [run for run in sweep.runs if run.run_id in wanted]:
+        if not claim(sweep, run, retry_failed):
+            continue
+        messages.put(("start", worker, run.run_id, f"{run.method} {run.backbone} fold {run.fold}"))
+        try:
+            record = execute_run(sweep, run, torch.device(device), show_progress=False)
+        finally:
+            sweep.store.release(run.run_id)
+        messages.put(("end", worker, run.run_id, record["status"]))
+        sweep.store.rebuild_tables()
+    messages.put(("exit", worker, "", ""))
