@@ -1,0 +1,118 @@
+"""What a sweep will cost here: a short timing probe per backbone (and per method that changes the model), scaled
+to every pending run's epochs, training and evaluation images, and divided among the local workers."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.train import FoldData, RunSpec, Trainer, synchronize
+
+PROBE_STEPS = 5
+WARMUP_STEPS = 2
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Seconds per training step, per evaluated image and per epoch's checkpoint, for one model on this device."""
+
+    step_s: float
+    eval_image_s: float
+    checkpoint_s: float
+
+
+@dataclass(frozen=True)
+class BackboneCost:
+    backbone: str
+    runs: int
+    pending: int
+    run_s: float  # sum over the pending runs, one after another on one worker
+
+
+def _timed(fn, device: torch.device) -> float:
+    synchronize(device)
+    tick = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - tick
+
+
+def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
+    """A few real training steps and one validation pass of `run`'s model on fold 0, at the experiment's settings."""
+    data = FoldData(prepared, prepared.folds[0], device, cfg["train"]["channels_last"])
+    trainer = Trainer(run, cfg, data, len(prepared.class_names))
+    batches = trainer.epoch_batches(steps=WARMUP_STEPS + PROBE_STEPS)
+    trainer.train_epoch(0, batches=batches[:WARMUP_STEPS])
+    timed = batches[WARMUP_STEPS:] or batches
+    step_s = _timed(lambda: trainer.train_epoch(0, batches=timed), device) / len(timed)
+    n_val = max(1, len(data.parts["val"][1]))
+    trainer.evaluate("val")
+    eval_s = _timed(lambda: trainer.evaluate("val"), device) / n_val
+    checkpoint_s = _timed(lambda: torch.save(trainer.state(), io.BytesIO()), device)
+    return Probe(step_s, eval_s, checkpoint_s)
+
+
+def _probe_key(run: RunSpec) -> tuple[str, str]:
+    """Runs whose models cost the same: one backbone, and the method only where it replaces or extends the model."""
+    import methods
+    from methods.base import Method
+
+    method_cls = type(methods.build(run.method, **run.method_params))
+    return run.backbone, run.method if method_cls.wrap_model is not Method.wrap_model else ""
+
+
+def run_seconds(run: RunSpec, cfg: dict, prepared, cost: Probe) -> float:
+    fold = next(f for f in prepared.folds if (f.repeat, f.fold) == (run.repeat, run.fold))
+    batch = cfg["train"]["batch_size"]
+    steps = max(1, len(fold.train) // batch + (len(fold.train) % batch >= 2))
+    epoch = steps * cost.step_s + len(fold.val) * cost.eval_image_s + cost.checkpoint_s
+    return cfg["train"]["epochs"] * epoch + len(fold.test) * cost.eval_image_s
+
+
+def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
+    """Estimated cost per backbone; probes each distinct model once (with the experiment's torch threads)."""
+    cfg = sweep.cfg
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    probes: dict[tuple[str, str], Probe] = {}
+    out = []
+    for backbone in dict.fromkeys(run.backbone for run in runs):
+        todo = [run for run in pending if run.backbone == backbone]
+        seconds = 0.0
+        for run in todo:
+            key = _probe_key(run)
+            if key not in probes:
+                probes[key] = probe(run, cfg, sweep.prepared, device)
+            seconds += run_seconds(run, cfg, sweep.prepared, probes[key])
+        out.append(BackboneCost(backbone, sum(run.backbone == backbone for run in runs), len(todo), seconds))
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cost_table(costs: list[BackboneCost], workers: int, device: torch.device, early_stopping: bool) -> str:
+    """The lines `run --dry-run` prints: per backbone runs and time, then the total and the wall-time estimate."""
+    width = max([len("backbone")] + [len(c.backbone) for c in costs])
+    lines = [f"{'backbone':<{width}}  {'runs':>5}  {'pending':>7}  {'one worker':>10}"]
+    for c in costs:
+        lines.append(f"{c.backbone:<{width}}  {c.runs:>5}  {c.pending:>7}  {format_duration(c.run_s):>10}")
+    total = sum(c.run_s for c in costs)
+    pending = sum(c.pending for c in costs)
+    bound = " at most (early stopping may end runs sooner)" if early_stopping else ""
+    unit = "CPU" if device.type == "cpu" else device.type.upper()
+    lines.append(
+        f"total: {pending} pending of {sum(c.runs for c in costs)} runs ≈ {total / 3600:.2f} {unit}-worker-hours "
+        f"({format_duration(total)} on one worker); "
+        f"≈ {format_duration(total / max(1, workers))} wall with {workers} worker(s) on {device}{bound} "
+        "(timing probe: a few real training steps per model here)"
+    )
+    return "\n".join(lines)
