@@ -157,6 +157,7 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
                       n_train=result.n_train, n_val=result.n_val, n_test=result.n_test)
     record.update(
         config_hash=run.run_id,
+        resolved_config=run.resolved,
         dataset_fingerprint=sweep.prepared.dataset_fingerprint,
         folds_fingerprint=sweep.prepared.folds_fingerprint,
         git_commit=commit,

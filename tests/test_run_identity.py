@@ -101,3 +101,15 @@ def test_a_plugin_init_rejecting_a_value_is_a_one_line_config_error(tmp_path, im
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "methods[0]" in err[0] and "level must be at most 3" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_each_record_holds_the_resolved_config_its_run_id_hashes(tmp_path, image_folder):
+    import hashlib
+
+    path = write_config(tmp_path / "exp.yaml", image_folder, methods=["ce"], train={"epochs": 1})
+    assert main(["run", str(path), "--only", "fold=0"]) == 0
+    record = json.loads(next((tmp_path / "out" / "runs").glob("*/record.json")).read_text())
+    resolved = record["resolved_config"]
+    assert resolved["train"]["optimizer"]["lr"] == 1e-2 and resolved["method"] == "ce"
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert digest == record["run_id"]
