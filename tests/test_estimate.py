@@ -17,7 +17,7 @@ def test_dry_run_prints_runs_and_estimated_time_per_backbone(tmp_path, image_fol
     path = write_config(tmp_path / "exp.yaml", image_folder, backbones=["tiny_cnn", "small_cnn"],
                         run={"output": str(tmp_path / "out"), "device": "cpu", "workers": 2})
     assert main(["run", str(path), "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["tiny_cnn"], ["small_cnn"])}
     assert rows["tiny_cnn"][1:3] == ["9", "9"] and rows["small_cnn"][1:3] == ["9", "9"]
     total = re.search(r"total: 18 pending of 18 runs ≈ [\d.]+ CPU-worker-hours \((\d+) s on one worker\); "
@@ -29,7 +29,7 @@ def test_dry_run_prints_runs_and_estimated_time_per_backbone(tmp_path, image_fol
 def test_no_estimate_skips_the_probe(tmp_path, image_folder, capsys):
     path = write_config(tmp_path / "exp.yaml", image_folder)
     assert main(["run", str(path), "--dry-run", "--no-estimate"]) == 0
-    assert "total:" not in capsys.readouterr().out
+    assert "total:" not in capsys.readouterr().err
 
 
 def test_run_seconds_counts_epochs_steps_and_evaluated_images(tmp_path, image_folder):

@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
                   f"repeat={run.repeat} fold={run.fold} seed={run.seed}")
         print(f"{len(runs)} runs", file=sys.stderr)
         if not args.no_estimate:
-            print(_estimate(cfg, runs, args.retry_failed))
+            print(_estimate(cfg, runs, args.retry_failed), file=sys.stderr)
         return 0
     counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
     print(
