@@ -123,6 +123,7 @@ def write_experiment_files(sweep: Sweep) -> None:
         sweep.store.remove_temp_files()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
+        sweep.store.write_plan([run.run_id for run in sweep.runs])
     for run in sweep.runs:
         if sweep.status_of(run) == "done":
             (sweep.store.run_dir(run.run_id) / "last.pt").unlink(missing_ok=True)

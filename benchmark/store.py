@@ -20,6 +20,7 @@ import pandas as pd
 from benchmark.errors import UserError
 
 LEASE_STALE_S = 120.0
+PLAN_FILE = "plan.json"
 CRASH_ENV = "SOLDERBENCH_CRASH_AT"
 _crash_counts: dict[str, int] = {}
 
@@ -120,6 +121,28 @@ class Store:
     def write_record(self, record: dict) -> None:
         atomic_write_text(self.record_path(record["run_id"]), json.dumps(record, default=_json_default, indent=1))
 
+    def write_plan(self, run_ids: list[str]) -> None:
+        """Record which runs the current config plans (`plan.json`): the tables show these, older records stay on disk."""
+        atomic_write_text(self.root / PLAN_FILE, json.dumps({"run_ids": run_ids}))
+
+    def planned_ids(self) -> set[str] | None:
+        """The run ids of the config that last ran here; None for a folder without a (readable) plan.json."""
+        try:
+            plan = json.loads((self.root / PLAN_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        ids = plan.get("run_ids") if isinstance(plan, dict) else None
+        return set(ids) if isinstance(ids, list) else None
+
+    def current_records(self) -> tuple[list[dict], list[dict]]:
+        """(records of the planned runs, superseded records of runs the current config no longer plans)."""
+        planned = self.planned_ids()
+        records = self.records()
+        if planned is None:
+            return records, []
+        return ([r for r in records if r.get("run_id") in planned],
+                [r for r in records if r.get("run_id") not in planned])
+
     def records(self) -> list[dict]:
         out = []
         for path in sorted((self.root / "runs").glob("*/record.json")):
@@ -141,9 +164,9 @@ class Store:
             os.close(fd)
 
     def rebuild_tables(self) -> pd.DataFrame:
-        """Regenerate results.csv and epochs.csv from the per-run files (atomic, one process at a time)."""
+        """Regenerate results.csv and epochs.csv from the records of the planned runs (atomic, one process at a time)."""
         with self.locked():
-            results = results_frame(self.records())
+            results = results_frame(self.current_records()[0])
             atomic_write_csv(self.root / "results.csv", results)
             parts = []
             for run_id in results.get("run_id", []):
@@ -281,11 +304,15 @@ def results_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def load_results(output_dir: str | Path) -> pd.DataFrame:
-    """The results table of an experiment output folder (rebuilt from the records, so never stale)."""
+    """The results table of an experiment output folder (rebuilt from the records, so never stale): the runs the
+    current config plans; `attrs["superseded"]` counts the older records left out."""
     store = Store(output_dir)
     if not (store.root / "runs").is_dir():
         raise UserError(f"{output_dir}: no results here (expected a runs/ folder written by `benchmark run`)")
-    return results_frame(store.records())
+    current, superseded = store.current_records()
+    results = results_frame(current)
+    results.attrs["superseded"] = len(superseded)
+    return results
 
 
 def load_epochs(output_dir: str | Path) -> pd.DataFrame:

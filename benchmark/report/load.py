@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +41,9 @@ def resolve_output_dir(target: str | Path) -> Path:
 def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy results (typed, metric columns always present) and the per-epoch history."""
     results = load_results(output_dir)
+    if results.attrs.get("superseded"):
+        print(f"note: {results.attrs['superseded']} older record(s) in {output_dir}/runs are superseded by the current "
+              "config (plan.json) and left out of this report; they stay on disk", file=sys.stderr)
     if results.empty:
         raise UserError(f"{output_dir}: no finished runs yet (runs/*/record.json); nothing to report")
     missing = [c for c in REQUIRED if c not in results]
