@@ -1,0 +1,63 @@
+"""Published numbers stay true: every committed report's run ids are the ids the current code plans for its
+experiment (data fingerprint, protocol, method parameters), so a change that invalidates them fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmark.config import load_config
+from benchmark.errors import UserError
+from benchmark.runner import open_sweep
+from benchmark.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+REPORTS = sorted((REPO / "reports").glob("*/results.csv"))
+# A few ids pinned literally: a change to run identity (hashing, defaults, fingerprint) must be deliberate.
+PINNED = {
+    "quick": [],
+}
+
+
+def _experiment_file(name: str) -> Path:
+    for path in sorted((REPO / "experiments").glob("*.yaml")):
+        if yaml.safe_load(path.read_text()).get("name") == name:
+            return path
+    raise AssertionError(f"no experiments/*.yaml is named {name!r}")
+
+
+def _planned(name: str) -> tuple[dict, list]:
+    try:
+        cfg = load_config(_experiment_file(name))
+    except UserError as exc:
+        pytest.skip(f"data of experiment {name} not here: {exc}")
+    return cfg, open_sweep(cfg, decode_images=False).runs
+
+
+def test_there_are_published_reports():
+    assert {p.parent.name for p in REPORTS} >= {"quick", "solder-defects-cpu", "solder-binary-cpu"}
+
+
+@pytest.mark.parametrize("results", REPORTS, ids=lambda p: p.parent.name)
+def test_published_run_ids_are_the_current_plan(results, monkeypatch):
+    monkeypatch.chdir(REPO)
+    table = pd.read_csv(results)
+    names = set(table["experiment"])
+    assert len(names) == 1
+    name = names.pop()
+    cfg, runs = _planned(name)
+    assert set(table["run_id"]) == {run.run_id for run in runs}, (
+        f"reports/{results.parent.name} no longer matches what the code plans for experiment {name}: "
+        f"regenerate it (python -m benchmark run/report experiments/...yaml)")
+    assert set(table["status"]) == {"done"}
+    for run_id in PINNED.get(name, []):
+        assert run_id in set(table["run_id"])
+    records = Store(cfg["run"]["output"])
+    if (records.root / "runs").is_dir():
+        on_disk = {r["run_id"]: r for r in records.current_records()[0]}
+        assert set(on_disk) == set(table["run_id"])
+        for row in table.itertuples():
+            assert on_disk[row.run_id]["test_accuracy"] == pytest.approx(row.test_accuracy, abs=1e-12)
