@@ -618,3 +618,13 @@ def test_stated_conventions_hold_against_scikit_learn():
     three = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
     got = classification_metrics(three, np.array([1, 2]), positive=1)
     assert got["ece"] == pytest.approx(0.5 * abs(1 - 0.5) + 0.5 * abs(0 - 0.6))  # top label only
+
+
+def test_report_out_under_a_file_is_one_line_exit_2(tmp_path, capsys):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    (tmp_path / "afile").write_text("a regular file")
+    assert cli_main(["report", str(store), "--out", str(tmp_path / "afile" / "report"), "--no-figures"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "afile" in lines[0] and "cannot create" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "runs"]

@@ -295,7 +295,6 @@ def build_report(
     recover(target)
     check_replaceable(target)
     report = _prepare(output_dir, oracle, metrics, select_by)
-    target.parent.mkdir(parents=True, exist_ok=True)
     with staging(target) as tmp:
         report.tmp = tmp
         _write(report, figures)

@@ -37,7 +37,11 @@ _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, err
 def _entries(folder: Path) -> list[str]:
     """Every file, folder and link under `folder` as relative POSIX paths (links are not followed)."""
     out = []
-    for parent, folders, files in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:
+        raise exc
+
+    for parent, folders, files in os.walk(folder, onerror=unreadable):
         rel = Path(parent).relative_to(folder)
         out += [(rel / name).as_posix() for name in folders + files]
     return sorted(out)
@@ -107,7 +111,10 @@ def check_replaceable(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: exists and is not a folder")
-    foreign = _topmost(foreign_entries(out_dir))
+    try:
+        foreign = _topmost(foreign_entries(out_dir))
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot read what the folder holds ({exc.strerror or exc})") from None
     if foreign:
         shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
         raise UserError(
@@ -159,7 +166,11 @@ def recover(out_dir: Path) -> None:
 @contextlib.contextmanager
 def staging(out_dir: Path) -> Iterator[Path]:
     """A fresh hidden folder beside `out_dir` to build the report in, locked while this process lives; removed after."""
-    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create a folder in {out_dir.parent} ({exc.strerror or exc})") from None
     fd = os.open(tmp, os.O_RDONLY)
     try:
         with contextlib.suppress(OSError):
