@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.audit import render_markdown, run_audit
+from benchmark.audit import render_markdown, render_summary, run_audit
 from benchmark.audit.features import colour_stats, sharpness
 from benchmark.data.folders import scan
 from benchmark.protocol import Fold
@@ -112,6 +112,24 @@ def test_leakage_counts_copies_split_across_train_and_test(messy):
     assert folds[1]["leaked"] == 0
     assert folds[2]["leaked_exact"] == 1  # the validation part counts as training for leakage
     assert any(f["topic"] == "leakage" for f in result["findings"])
+
+
+def test_label_conflict_warning_names_the_files_in_console_and_markdown(messy, monkeypatch):
+    with Image.open(messy / "a" / "img (4).png") as img:
+        img.convert("RGB").resize((33, 33), Image.Resampling.BILINEAR).save(messy / "b" / "img (4) small.jpg", quality=85)
+    result = run_audit(scan(messy), None, image_size=32, trees=TREES)
+    near = {frozenset((p["a"], p["b"])) for p in result["duplicates"]["near"]["list"] if p["class_a"] != p["class_b"]}
+    assert near == {frozenset({"a/img (4).png", "b/img (4) small.jpg"})}
+    names = ["a/img (1).png", "b/img (1) again.png", "a/img (4).png", "b/img (4) small.jpg"]
+    conflict = next(f for f in result["findings"] if f["topic"] == "label-conflicts")
+    for text in (conflict["message"], render_summary(result), render_markdown(result).split("### Classes")[0]):
+        for name in names:
+            assert repr(name) in text, name
+    assert "labels a, b" in conflict["message"]
+    monkeypatch.setattr("benchmark.audit.findings.MAX_NAMED", 1)
+    short = next(f for f in run_audit(scan(messy), None, image_size=32, trees=TREES)["findings"]
+                 if f["topic"] == "label-conflicts")
+    assert "and 1 more" in short["message"] and "'a/img (1).png'" in short["message"]
 
 
 def planted(tmp_path: Path, size_a: int, size_b: int, n: int = 25) -> Path:

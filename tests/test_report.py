@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import json
+import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +23,7 @@ from scipy import stats
 from benchmark.cli import main as cli_main
 from benchmark.errors import UserError
 from benchmark.report import build_report
-from benchmark.store import Store
+from benchmark.store import CRASH_ENV, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["good", "insufficient", "excess"]
@@ -38,8 +42,10 @@ def _label(method: str, params: dict) -> str:
 
 def make_store(root: Path, *, folds: int = 5, repeats: int = 1, settings=SETTINGS, backbones=BACKBONES, classes=CLASSES, seed: int = 0,
                failed: frozenset = frozenset(), skip: frozenset = frozenset(), fingerprint=lambda i: "data-fp-1",
-               n_test: int = 24, epochs: int = 4, audit: bool = True) -> pd.DataFrame:
-    """Write a results store with known numbers; return the records as a DataFrame (the test's ground truth)."""
+               n_test: int = 24, epochs: int = 4, audit: bool = True, positive: bool = True) -> pd.DataFrame:
+    """Write a results store with known numbers; return the records as a DataFrame (the test's ground truth).
+
+    `positive`: the config names the second class as data.positive (False: data.positive is null)."""
     rng = np.random.default_rng(seed)
     store = Store(root)
     k = len(classes)
@@ -79,7 +85,8 @@ def make_store(root: Path, *, folds: int = 5, repeats: int = 1, settings=SETTING
                     _write_run_files(store, run_id, record, rng, n_test, epochs, k)
                 records.append(record)
                 store.write_record(record)
-    config = {"name": "demo", "protocol": {"kind": "kfold", "folds": folds, "repeats": repeats}, "seeds": [0],
+    config = {"name": "demo", "data": {"positive": classes[1] if positive else None},
+              "protocol": {"kind": "kfold", "folds": folds, "repeats": repeats}, "seeds": [0],
               "backbones": list(backbones), "methods": [{"name": m, **p} for m, p in settings],
               "run": {"output": str(root)}}
     (root / "config.resolved.yaml").write_text(yaml.safe_dump(config))
@@ -352,3 +359,272 @@ def test_thousand_runs_report_in_30_seconds(tmp_path):
     used = time.process_time() - cpu
     print(f"report for {len(truth)} runs: {elapsed:.1f} s wall, {used:.1f} s CPU")
     assert used < 30, "CPU time, so that other load on a shared machine does not decide the result"
+
+
+# --- issue #12: where a report may go -------------------------------------------------------------------------------
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in folder.rglob("*")}
+
+
+def _data_folder(out: Path, store: Path) -> None:
+    (out / "normal").mkdir(parents=True)
+    (out / "normal" / "img (0).png").write_bytes(b"\x89PNG image bytes")
+
+
+def _experiment_output(out: Path, store: Path) -> None:
+    shutil.copytree(store, out)
+
+
+def _own_report_with_a_note(out: Path, store: Path) -> None:
+    build_report(store, out, figures=False)
+    (out / "figures").mkdir()
+    (out / "figures" / "my notes.txt").write_text("mine")
+
+
+def _old_version_report(out: Path, store: Path) -> None:
+    """A report folder as versions before the marker wrote it (like the committed reports/quick)."""
+    build_report(store, out, figures=False)
+    (out / ".solderbench-report").unlink()
+    (out / "figures").mkdir()
+    for name in ("performance.png", "performance.svg"):
+        (out / "figures" / name).write_text("figure")
+
+
+def _old_report_with_a_note(out: Path, store: Path) -> None:
+    _old_version_report(out, store)
+    (out / "paper draft.tex").write_text("mine")
+
+
+@pytest.mark.parametrize("make", [_data_folder, _experiment_output, _own_report_with_a_note, _old_report_with_a_note])
+def test_report_out_refuses_a_folder_it_did_not_make(make, tmp_path, capsys):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    out = tmp_path / "target"
+    make(out, store)
+    before, beside = _snapshot(out), sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    assert cli_main(["report", str(store), "--out", str(out), "--no-figures"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "a report did not write" in lines[0], lines
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == beside  # no staging folder left either
+
+
+@pytest.mark.parametrize("existing", ["none", "empty", "own", "old version"])
+def test_report_replaces_only_new_empty_or_report_folders(existing, tmp_path):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    out = tmp_path / "reports" / "demo"
+    if existing == "empty":
+        out.mkdir(parents=True)
+    elif existing == "own":
+        build_report(store, out, metrics=["accuracy"], figures=False)
+    elif existing == "old version":
+        _old_version_report(out, store)
+    build_report(store, out, metrics=["f1"], figures=False)
+    assert set(pd.read_csv(out / "stats" / "pairwise.csv")["metric"]) == {"test_f1"}
+    assert not (out / "figures").exists(), "the old report's files are gone"
+    listed = json.loads((out / ".solderbench-report").read_text())["files"]
+    assert sorted(listed) == sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                                    if p.is_file() and p.name != ".solderbench-report")
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]
+
+
+# --- issue #12: a report killed while it publishes ------------------------------------------------------------------
+
+def _report_child(store: str, out: str, crash_at: str, exchange: bool) -> None:
+    """Forked child: build the report with a SIGKILL at `crash_at`, optionally without an atomic exchange."""
+    import benchmark.report.publish as publish
+
+    os.environ[CRASH_ENV] = crash_at
+    if not exchange:
+        publish.exchange = lambda a, b: False
+    build_report(Path(store), Path(out), metrics=["f1"], figures=False)
+    os._exit(0)
+
+
+def _complete(out: Path) -> bool:
+    listed = json.loads((out / ".solderbench-report").read_text())["files"]
+    return (out / "index.html").is_file() and all((out / f).is_file() for f in listed)
+
+
+def _metric_of(out: Path) -> str:
+    return pd.read_csv(out / "stats" / "pairwise.csv")["metric"].iloc[0]
+
+
+@pytest.mark.parametrize(("exchange", "kill", "at_path"), [
+    (True, 1, "test_accuracy"), (True, 2, "test_f1"),
+    (False, 1, "test_accuracy"), (False, 2, None), (False, 3, "test_f1"),
+])
+def test_report_killed_while_publishing_keeps_a_complete_report_and_a_rerun_recovers(exchange, kill, at_path, tmp_path):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    out = tmp_path / "reports" / "demo"
+    build_report(store, out, metrics=["accuracy"], figures=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_report_child, args=(str(store), str(out), f"publish:{kill}", exchange))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    if at_path is None:  # no atomic exchange: killed between the two renames; the old report waits beside the path
+        assert not out.exists() and _complete(out.with_name(".demo.previous"))
+    else:
+        assert _complete(out) and _metric_of(out) == at_path
+    build_report(store, out, metrics=["balanced_accuracy"], figures=False)
+    assert _complete(out) and _metric_of(out) == "test_balanced_accuracy"
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]
+
+
+def test_interrupted_publish_is_undone_by_the_next_report_even_when_it_fails(tmp_path):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    out = tmp_path / "reports" / "demo"
+    build_report(store, out, metrics=["accuracy"], figures=False)
+    out.rename(out.with_name(".demo.previous"))  # what a kill between the fallback's two renames leaves
+    with pytest.raises(UserError, match="bogus"):
+        build_report(store, out, metrics=["bogus"])
+    assert _complete(out) and _metric_of(out) == "test_accuracy"
+
+
+# --- issue #12: experiments with one method, one fold, only failures ------------------------------------------------
+
+ALPHA = _label(*SETTINGS[1])
+
+
+@pytest.mark.parametrize(("settings", "folds", "failed"), [
+    (SETTINGS[:1], 2, frozenset()),                                                     # one method
+    (SETTINGS[:2], 1, frozenset({(ALPHA, "resnet18", 0)})),                             # mid-sweep: one method has results
+    (SETTINGS[1:4], 2, frozenset((_label(*s), "resnet18", f) for s in SETTINGS[2:4] for f in range(2))),  # one setting left
+])
+def test_report_with_results_of_one_method_has_its_figures(settings, folds, failed, tmp_path):
+    root = tmp_path / "runs" / "one"
+    make_store(root, folds=folds, settings=settings, backbones=BACKBONES[:1], classes=CLASSES[:2], n_test=8, epochs=2,
+               failed=failed, audit=False)
+    page = build_report(root, tmp_path / "report").read_text()
+    for name in ("performance", "confusion", "learning_curves", "reliability_resnet18"):
+        assert (tmp_path / "report" / "figures" / f"{name}.png").stat().st_size > 5_000, name
+    assert page.count("data:image/png;base64,") == 4
+
+
+# --- issue #12: statistics at their edges ---------------------------------------------------------------------------
+
+def test_corrected_ttest_without_correction_is_scipys_paired_t_test():
+    from benchmark.report.stats import corrected_ttest
+
+    diff = np.array([0.031, -0.004, 0.012, 0.027, 0.009])
+    t, p, low, high = corrected_ttest(diff, 0.0)  # n_test/n_train = 0: the plain paired t-test
+    expected = stats.ttest_1samp(diff, 0.0)
+    interval = stats.t.interval(0.95, df=4, loc=diff.mean(), scale=stats.sem(diff))
+    assert (t, p) == pytest.approx((expected.statistic, expected.pvalue), rel=1e-12)
+    assert (low, high) == pytest.approx(interval, rel=1e-12)
+
+
+def _paired_rows(offsets: dict[str, np.ndarray]):
+    """Report rows of methods that classify `offsets[method]` more of 120 test images correctly than ce, per fold."""
+    from benchmark.report.selection import build_rows
+
+    base = np.array([57, 61, 66, 70, 73])
+    records = [
+        {"run_id": f"{m}{f}", "method": m, "method_label": m, "backbone": "resnet18", "fold": f, "repeat": 0, "seed": 0,
+         "status": "done", "n_train": 400, "n_test": 120, "test_accuracy": (base[f] + offsets.get(m, np.zeros(5))[f]) / 120,
+         "val_f1": 0.5}
+        for m in ["ce", *offsets] for f in range(5)
+    ]
+    return build_rows(pd.DataFrame(records))
+
+
+def test_zero_variance_differences_are_undefined_not_p_zero():
+    from benchmark.report import stats as report_stats
+    from benchmark.report.tables import pairwise_display
+
+    rows = _paired_rows({"same_gain": np.full(5, 3), "identical": np.zeros(5), "noisy": np.array([1, 4, -2, 5, 2])})
+    table = report_stats.pairwise(rows, ["test_accuracy"], ["resnet18"]).set_index("method")
+    gain = table.loc["same_gain"]
+    assert np.ptp(rows.frame.query("method == 'same_gain'")["test_accuracy"].to_numpy()
+                   - rows.frame.query("method == 'ce'")["test_accuracy"].to_numpy()) > 0, "float noise, as in real runs"
+    assert np.isnan([gain["t"], gain["p_t"], gain["ci_low"], gain["ci_high"], gain["p_t_holm"]]).all()
+    assert gain["zero_variance"] and "zero variance" in gain["note"]
+    assert gain["p_wilcoxon"] == pytest.approx(stats.wilcoxon(np.full(5, 0.025)).pvalue) == pytest.approx(2 / 2**5)
+    same = table.loc["identical"]
+    assert np.isnan(same["p_t"]) and same["p_wilcoxon"] == 1.0 and "identical on every pair" in same["note"]
+    noisy = table.loc["noisy"]
+    assert noisy["p_t_holm"] == pytest.approx(noisy["p_t"]), "undefined tests are left out of the Holm family"
+    assert not noisy["zero_variance"] and noisy["note"] == ""
+    shown = pairwise_display(table.reset_index()).set_index("method")
+    assert shown.loc["same_gain", "p (NB t)"] == shown.loc["same_gain", "95% CI"] == "undefined (zero variance)"
+    assert shown.loc["identical", "p (Wilcoxon)"] == "1"
+
+
+# --- issue #12: which F1 is the headline, and the stated metric conventions -----------------------------------------
+
+def test_more_than_two_classes_without_a_positive_class_make_macro_f1_the_headline(tmp_path):
+    root = tmp_path / "runs" / "multi"
+    truth = make_store(root, folds=3, backbones=BACKBONES[:1], n_test=8, epochs=2, audit=False, positive=False)
+    out = tmp_path / "report"
+    page = build_report(root, out, figures=False).read_text()
+    columns = pd.read_csv(out / "tables" / "performance.csv", index_col=0).columns
+    assert list(columns) == ["resnet18 Accuracy (%)", "resnet18 Macro F1 (%)"]
+    assert set(pd.read_csv(out / "stats" / "pairwise.csv")["metric"]) == {"test_accuracy", "test_macro_f1"}
+    selection = pd.read_csv(out / "selection.csv")
+    assert set(selection["by"]) == {"val_macro_f1"}
+    expected = expected_selection(truth, "alpha_js", "val_macro_f1").sort_values("fold")
+    assert list(selection.sort_values("fold")["method_label"]) == list(expected["method_label"])
+    assert set(pd.read_csv(out / "stats" / "friedman.csv")["metric"]) == {"test_accuracy", "test_macro_f1"}
+    assert "macro-F1 is the headline" in page
+
+
+def test_report_page_states_the_metric_conventions_and_the_positive_class(report):
+    page = html.unescape(report[2].read_text())
+    for text in ("Macro-F1 averages over all K classes", "a class absent from both truth and prediction counts as 0",
+                 "ECE is top-label with 15 equal-width, right-closed bins", "Brier sums over classes",
+                 "2× scikit-learn's binary score", "NLL clips probabilities at 1e-15",
+                 "F1, precision and recall are those of the positive class 'insufficient'"):
+        assert text in page, text
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_stated_conventions_hold_against_scikit_learn():
+    from sklearn.metrics import brier_score_loss, f1_score, log_loss
+
+    from benchmark.metrics import ECE_BINS, classification_metrics
+
+    # macro-F1: class 2 never occurs in truth or prediction; it counts as 0 (scikit-learn's default skips it)
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    probs = np.array([[.9, .05, .05], [.2, .7, .1], [.1, .8, .1], [.3, .6, .1], [.6, .3, .1], [.8, .1, .1]])
+    pred = probs.argmax(1)
+    per_class = f1_score(labels, pred, labels=[0, 1], average=None)
+    got = classification_metrics(probs, labels, positive=1)
+    assert got["macro_f1"] == pytest.approx(per_class.sum() / 3)
+    assert got["macro_f1"] != pytest.approx(f1_score(labels, pred, average="macro"))
+    # Brier: summed over the classes, twice scikit-learn's binary score
+    binary = np.array([[.7, .3], [.4, .6], [.2, .8], [.9, .1]])
+    y = np.array([0, 1, 0, 0])
+    got = classification_metrics(binary, y, positive=1)
+    assert got["brier"] == pytest.approx(2 * brier_score_loss(y, binary[:, 1]))
+    # NLL: a probability of 0 for the true class costs -log(1e-15), not scikit-learn's float64 epsilon
+    certain = np.array([[1.0, 0.0], [0.0, 1.0]])
+    got = classification_metrics(certain, np.array([1, 1]), positive=1)
+    assert got["nll"] == pytest.approx(-np.log(1e-15) / 2, rel=1e-9)
+    assert got["nll"] != pytest.approx(log_loss([1, 1], certain, labels=[0, 1]), rel=1e-3)
+    # ECE: top-label, right-closed bins: a confidence exactly on an edge belongs to the bin below it
+    edge = 8 / ECE_BINS
+    probs = np.array([[edge, 1 - edge], [0.55, 0.45]])
+    got = classification_metrics(probs, np.array([0, 1]), positive=1)
+    right_closed = 0.5 * abs(1 - edge) + 0.5 * abs(0 - 0.55)
+    assert np.linspace(0, 1, ECE_BINS + 1)[8] == edge
+    assert got["ece"] == pytest.approx(right_closed)
+    three = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    got = classification_metrics(three, np.array([1, 2]), positive=1)
+    assert got["ece"] == pytest.approx(0.5 * abs(1 - 0.5) + 0.5 * abs(0 - 0.6))  # top label only
+
+
+def test_report_out_under_a_file_is_one_line_exit_2(tmp_path, capsys):
+    store = tmp_path / "runs" / "demo"
+    make_store(store, folds=2, settings=SETTINGS[:2], backbones=BACKBONES[:1], n_test=6, epochs=2, audit=False)
+    (tmp_path / "afile").write_text("a regular file")
+    assert cli_main(["report", str(store), "--out", str(tmp_path / "afile" / "report"), "--no-figures"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "afile" in lines[0] and "cannot create" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "runs"]

@@ -80,6 +80,7 @@ def duplicate_report(table: pd.DataFrame, threshold: int = NEAR_THRESHOLD) -> tu
     files = table["file"].to_numpy()
     groups = exact_groups(table)
     listed_groups = [{"files": [files[i] for i in g], "classes": sorted({cls[i] for i in g})} for g in groups]
+    listed_groups.sort(key=lambda g: len(g["classes"]) == 1)  # label conflicts first: never cut from the list
     within = [g for g in listed_groups if len(g["classes"]) == 1]
     redundant: dict[str, int] = {}
     for g in within:
@@ -92,6 +93,7 @@ def duplicate_report(table: pd.DataFrame, threshold: int = NEAR_THRESHOLD) -> tu
         {"a": files[a], "b": files[b], "distance": int(d), "class_a": cls[a], "class_b": cls[b]}
         for a, b, d in near[["a", "b", "distance"]].itertuples(index=False)
     ]
+    near_list.sort(key=lambda p: p["class_a"] == p["class_b"])  # label conflicts first
     report = {
         "exact": {
             "groups": len(groups),

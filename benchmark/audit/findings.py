@@ -8,6 +8,7 @@ WARNING, CAUTION, INFO = "warning", "caution", "info"
 ORDER = {WARNING: 0, CAUTION: 1, INFO: 2}
 IMBALANCE_NOTE = 3.0
 LEAK_WARNING = 0.01
+MAX_NAMED = 5
 
 PHRASES = {
     "format": "the file format",
@@ -101,16 +102,32 @@ def _shortcut_findings(shortcuts: dict, image_size: int) -> list[dict]:
     return out
 
 
+def _label_conflicts(exact: dict, near: dict) -> list[str]:
+    """Each identical group and near-identical pair with more than one label, as 'file' = 'file' (labels a, b)."""
+    groups = [
+        " = ".join(repr(f) for f in g["files"]) + f" (labels {', '.join(g['classes'])})"
+        for g in exact["list"] if len(g["classes"]) > 1
+    ]
+    pairs = [
+        f"{p['a']!r} ~ {p['b']!r} (labels {p['class_a']}, {p['class_b']}; distance {p['distance']})"
+        for p in near["list"] if p["class_a"] != p["class_b"]
+    ]
+    return groups + pairs
+
+
 def _duplicate_findings(duplicates: dict) -> list[dict]:
     out = []
     exact, near = duplicates["exact"], duplicates["near"]
     if exact["cross_class_groups"] or near["cross_class_pairs"]:
+        conflicts = _label_conflicts(exact, near)
+        total = exact["cross_class_groups"] + near["cross_class_pairs"]
+        listed = "; ".join(conflicts[:MAX_NAMED]) + (f"; and {total - MAX_NAMED} more" if total > MAX_NAMED else "")
         out.append(
             _finding(
                 WARNING, "label-conflicts",
                 f"{exact['cross_class_groups']} group(s) of identical files and {near['cross_class_pairs']} near-identical "
-                "pair(s) carry different labels: the same image is labelled twice.",
-                "decide the right label and delete the other copy",
+                f"pair(s) carry different labels: the same image is labelled twice: {listed}.",
+                "decide the right label and delete the other copy (audit.json lists every conflict)",
             )
         )
     if exact["groups"]:

@@ -15,11 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oracle", action="store_true", help="also show each grid's choice by test score (optimistic)")
     parser.add_argument(
         "--metric", action="append", default=None, metavar="NAME",
-        help="test metric for the statistics and CD diagram, repeatable (default: accuracy and f1, + macro_f1 for >2 classes)",
+        help="test metric for the statistics and CD diagram, repeatable (default: accuracy and f1, + macro_f1 for >2 "
+             "classes; accuracy and macro_f1 for >2 classes without data.positive)",
     )
     parser.add_argument("--no-figures", action="store_true", help="tables and statistics only (fast, e.g. mid-sweep)")
-    parser.add_argument("--select-by", default="val_f1", metavar="VAL_METRIC",
-                        help="inner-validation score that picks a grid's setting (default: val_f1)")
+    parser.add_argument("--select-by", default=None, metavar="VAL_METRIC",
+                        help="inner-validation score that picks a grid's setting "
+                             "(default: val_f1; val_macro_f1 for >2 classes without data.positive)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from benchmark.report.load import (
     read_config,
 )
 from benchmark.report.provenance import provenance
+from benchmark.report.publish import check_replaceable, publish, recover, staging, write_marker
 from benchmark.report.selection import Rows, build_rows
 from benchmark.store import atomic_write_csv, atomic_write_text
 
@@ -32,8 +31,24 @@ PERF_CAPTION = "Test performance: mean ± std over folds (× repeats × seeds); 
 CALIB_CAPTION = "Calibration: ECE (15 bins, top-label), NLL and mean predictive entropy of the test predictions."
 
 
-def _metric_names(metrics: list[str] | None, select_by: str, multiclass: bool) -> tuple[list[str], list[str], str]:
-    performance = ["test_accuracy", "test_f1"] + (["test_macro_f1"] if multiclass else [])
+def macro_headline(classes: list[str], config: dict) -> bool:
+    """More than two classes and no data.positive: macro-F1 is the headline, not the F1 of whichever class is second."""
+    return len(classes) > 2 and (config.get("data") or {}).get("positive") is None
+
+
+def performance_metrics(classes: list[str], config: dict) -> list[str]:
+    """The table's and figures' headline metrics: accuracy and the positive class's F1 (+ macro-F1 for >2 classes);
+    accuracy and macro-F1 alone for >2 classes without a positive class."""
+    if macro_headline(classes, config):
+        return ["test_accuracy", "test_macro_f1"]
+    return ["test_accuracy", "test_f1"] + (["test_macro_f1"] if len(classes) > 2 else [])
+
+
+def _metric_names(metrics: list[str] | None, select_by: str | None, classes: list[str],
+                  config: dict) -> tuple[list[str], list[str], str]:
+    performance = performance_metrics(classes, config)
+    if select_by is None:
+        select_by = "val_macro_f1" if macro_headline(classes, config) else "val_f1"
     try:
         chosen = [normalize_metric(m, "test") for m in metrics] if metrics else performance
         select = normalize_metric(select_by, "val")
@@ -107,7 +122,6 @@ class _Report:
     """Everything the report steps share."""
 
     output_dir: Path
-    tmp: Path
     results: pd.DataFrame
     epochs: pd.DataFrame
     config_text: str
@@ -120,18 +134,26 @@ class _Report:
     rows: Rows
     backbones: list[str]
     n_expected: int
+    positive: str | None
+    tmp: Path = Path()
 
 
-def _prepare(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | None, select_by: str) -> _Report:
+def _positive(results: pd.DataFrame) -> str | None:
+    names = results.get("positive", pd.Series(dtype=object)).dropna()
+    return str(names.iloc[0]) if len(names) else None
+
+
+def _prepare(output_dir: Path, oracle: bool, metrics: list[str] | None, select_by: str | None) -> _Report:
     results, epochs = _load(output_dir)
     check_consistent(results, output_dir)
     config, config_text = read_config(output_dir)
     classes = class_names(results)
-    performance, stat_metrics, select = _metric_names(metrics, select_by, len(classes) > 2)
+    performance, stat_metrics, select = _metric_names(metrics, select_by, classes, config)
+    positive = None if macro_headline(classes, config) else _positive(results)
     return _Report(
-        output_dir, tmp, results, epochs, config_text, _experiment_name(config, results, output_dir), classes,
+        output_dir, results, epochs, config_text, _experiment_name(config, results, output_dir), classes,
         performance, stat_metrics, select, oracle, build_rows(results, select, oracle),
-        backbone_order(results, config), expected_runs_per_cell(results, config),
+        backbone_order(results, config), expected_runs_per_cell(results, config), positive,
     )
 
 
@@ -164,7 +186,7 @@ def _write_figures(r: _Report, friedmans: list[stats.Friedman]) -> list[figs.Fig
     out = r.tmp / "figures"
     return [
         *figs.performance(r.rows, r.performance, r.backbones, colors, out),
-        *figs.sweeps(r.rows, ["test_f1", "test_accuracy"], r.backbones, colors, out),
+        *figs.sweeps(r.rows, [r.performance[1], "test_accuracy"], r.backbones, colors, out),
         *[figs.cd_diagram(f, colors, out) for f in friedmans],
         *figs.reliability(r.rows, r.output_dir, r.backbones, colors, out),
         *figs.confusion(r.rows, r.backbones, r.classes, out),
@@ -212,13 +234,20 @@ def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.D
         audit_md=audit.read_text() if audit.is_file() else "", config=r.config_text,
         explain_md=explain.read_text() if explain.is_file() else "", explain_dir=explain.parent,
         provenance=provenance(r.results, r.output_dir, r.n_expected), warnings=_warnings(r),
-        baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle,
+        baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle, f1_note=_f1_note(r),
     )
     atomic_write_text(r.tmp / "index.html", page)
 
 
-def _write(output_dir: Path, tmp: Path, oracle: bool, metrics: list[str] | None, select_by: str, plots: bool) -> None:
-    report = _prepare(output_dir, tmp, oracle, metrics, select_by)
+def _f1_note(r: _Report) -> str:
+    """What 'F1' means in this report."""
+    if r.performance[1] == "test_macro_f1":
+        return (f"{len(r.classes)} classes and no data.positive: macro-F1 is the headline (and picks a grid's setting "
+                "by default); the F1 of one class would depend on which class sorts second.")
+    return f"F1, precision and recall are those of the positive class '{r.positive}'." if r.positive else ""
+
+
+def _write(report: _Report, plots: bool) -> None:
     with tqdm(total=4, desc="report", unit="step", leave=False) as steps:
         perf, calib = _write_tables(report)
         steps.update()
@@ -235,17 +264,6 @@ def _experiment_name(config: dict, results: pd.DataFrame, output_dir: Path) -> s
     return str(config.get("name") or (names.iloc[0] if len(names) else output_dir.name))
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Swap the finished folder into place; an older report is replaced only once the new one is complete."""
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def _readable(root: Path) -> None:
     """Folders 0755 and files 0644 (less the umask): temp files are created private."""
     umask = os.umask(0)
@@ -260,26 +278,30 @@ def build_report(
     oracle: bool = False,
     *,
     metrics: list[str] | None = None,
-    select_by: str = "val_f1",
+    select_by: str | None = None,
     figures: bool = True,
 ) -> Path:
     """Write the report for `output_dir` into `out_dir` and return the path of its index.html.
 
-    `metrics`: test metrics for the statistics (default accuracy, F1, + macro F1 for >2 classes); `select_by`: the
-    inner-validation score that picks a grid's setting; `figures=False` skips the plots (tables and statistics only).
+    `metrics`: test metrics for the statistics (default: the headline metrics, see `performance_metrics`);
+    `select_by`: the inner-validation score that picks a grid's setting (default val_f1; val_macro_f1 for >2 classes
+    without data.positive); `figures=False` skips the plots (tables and statistics only). `out_dir` must be new, empty
+    or a report folder (see `benchmark.report.publish`); nothing is written when the inputs are refused.
     """
-    output_dir, out_dir = Path(output_dir), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: exists and is not a folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _write(output_dir, tmp, oracle, metrics, select_by, figures)
+    output_dir, given = Path(output_dir), Path(out_dir)
+    target = Path(os.path.abspath(given))
+    if target.parent == target:
+        raise UserError(f"--out {given}: give a report folder, not the file system root")
+    recover(target)
+    check_replaceable(target)
+    report = _prepare(output_dir, oracle, metrics, select_by)
+    with staging(target) as tmp:
+        report.tmp = tmp
+        _write(report, figures)
+        write_marker(tmp)
         _readable(tmp)
-        _publish(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir / "index.html"
+        publish(tmp, target)
+    return given / "index.html"
 
 
 def default_out_dir(output_dir: Path) -> Path:

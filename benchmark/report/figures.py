@@ -95,7 +95,8 @@ def performance(rows: Rows, metrics: list[str], backbones: list[str], colors: di
         sub = data[data["metric"] == metric]
         sns.pointplot(
             data=sub, x="backbone", y="value", hue="row", order=backbones, hue_order=order, palette=colors,
-            errorbar=t_interval, dodge=0.45, linestyle="none", capsize=0.08, marker="o", ax=ax,
+            errorbar=t_interval, dodge=0.45 if len(order) > 1 else False, linestyle="none", capsize=0.08, marker="o",
+            ax=ax,
         )
         ax.set(xlabel="Backbone", ylabel=info(metric).axis_label(), title=info(metric).axis_label())
     _legend_right(fig, axes, "Method")

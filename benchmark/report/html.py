@@ -45,12 +45,16 @@ TEMPLATE = """<!DOCTYPE html>
 bold; (n/N) marks cells with fewer finished runs than planned. “(selected)” rows choose, per backbone, fold, repeat and
 seed, the setting with the best inner-validation {{ select_by }}: the fair comparison used in figures and statistics.
 {% if oracle %}“(oracle)” rows choose by the test score instead: optimistic, never bold.{% endif %}</div>
+<div class="note" id="conventions">{% if f1_note %}{{ f1_note }} {% endif %}{{ conventions }}</div>
 {% for table in tables %}<div class="scroll">{{ table }}</div>{% endfor %}
 <h2 id="statistics">Statistics</h2>
 <div class="note">Each method's fair row against <b>{{ baseline or "—" }}</b> on the same (fold, repeat, seed),
 per backbone: mean difference with a 95% t-interval using the Nadeau–Bengio corrected variance
 ((1/J + n_test/n_train)·s²), the corrected resampled t-test and the Wilcoxon signed-rank test, each Holm-corrected
-across methods. Friedman test and Nemenyi post-hoc over complete backbone × fold × repeat × seed blocks.</div>
+across methods (tests that are undefined are left out of the correction). Friedman test and Nemenyi post-hoc over
+complete backbone × fold × repeat × seed blocks. When all differences of a comparison are equal (zero variance) the
+t-test and its interval are undefined and shown as such, never as p = 0; when all are 0 (identical on every pair) the
+Wilcoxon p is 1.</div>
 {% if pairwise %}<div class="scroll">{{ pairwise }}</div>{% else %}<p>No baseline runs: pairwise tests skipped.</p>{% endif %}
 {% if friedman %}<div class="scroll">{{ friedman }}</div>{% endif %}
 {% for note in stat_notes %}<p>{{ note }}</p>{% endfor %}
@@ -72,6 +76,13 @@ across methods. Friedman test and Nemenyi post-hoc over complete backbone × fol
 <p>Files next to this page: results.csv, epochs.csv, tables/ (Markdown, LaTeX, CSV), stats/, figures/ (PNG, SVG).</p>
 </body></html>
 """
+
+
+CONVENTIONS = (
+    "Macro-F1 averages over all K classes (a class absent from both truth and prediction counts as 0; "
+    "scikit-learn's default skips it); ECE is top-label with 15 equal-width, right-closed bins; Brier sums over "
+    "classes (2× scikit-learn's binary score); NLL clips probabilities at 1e-15."
+)
 
 
 def _base64_file(path: Path) -> str:
@@ -102,7 +113,7 @@ def render(
     *, name: str, tables: list[str], pairwise: str, friedman: str, stat_notes: list[str], figures: list[Figure],
     figure_dir: Path, status: str, failures: str, selection: str, audit_md: str, config: str, provenance: dict,
     explain_md: str = "", explain_dir: Path | None = None,
-    warnings: list[str], baseline: str | None, select_by: str, oracle: bool,
+    warnings: list[str], baseline: str | None, select_by: str, oracle: bool, f1_note: str = "",
 ) -> str:
     """The page as a string; HTML fragments (tables) are trusted, everything else is escaped."""
     sections = [("results", "Results"), ("statistics", "Statistics"), ("figures", "Figures"), ("runs", "Runs")]
@@ -117,5 +128,5 @@ def render(
         pairwise=Markup(pairwise), friedman=Markup(friedman), stat_notes=stat_notes,
         figures=[_embed(f, figure_dir) for f in figures], status=Markup(status), failures=Markup(failures),
         selection=Markup(selection), audit=audit, explain=explain, config=config, provenance=provenance, warnings=warnings,
-        baseline=baseline, select_by=select_by, oracle=oracle,
+        baseline=baseline, select_by=select_by, oracle=oracle, f1_note=f1_note, conventions=CONVENTIONS,
     )

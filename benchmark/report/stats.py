@@ -18,29 +18,60 @@ from benchmark.report.columns import GROUP_KEYS, PAIR_KEYS, info
 from benchmark.report.selection import Rows
 
 CONFIDENCE = 0.95
+NOISE = 1e-12  # differences within this are float noise (metrics are fractions or nats)
+
+
+def _denoised(diff: np.ndarray) -> np.ndarray:
+    """The differences with float noise (|d| <= NOISE) set to exactly 0."""
+    return np.where(np.abs(diff) <= NOISE, 0.0, diff)
+
+
+def zero_variance(diff: np.ndarray) -> bool:
+    """True when two or more differences are all equal (up to float noise): s²(d) = 0."""
+    return len(diff) >= 2 and float(np.ptp(diff)) <= NOISE
 
 
 def corrected_ttest(diff: np.ndarray, test_train_ratio: float) -> tuple[float, float, float, float]:
-    """Nadeau–Bengio corrected resampled t-test: (t, p two-sided, CI low, CI high) of the mean difference."""
+    """Nadeau–Bengio corrected resampled t-test: (t, p two-sided, CI low, CI high) of the mean difference.
+
+    All NaN for fewer than 2 pairs and for zero variance (all differences equal): the test is undefined there,
+    it does not give t = ±inf, p = 0 and a zero-width interval.
+    """
     j = len(diff)
-    if j < 2 or not np.isfinite(test_train_ratio):
+    if j < 2 or not np.isfinite(test_train_ratio) or zero_variance(diff):
         return (np.nan,) * 4
     mean = float(np.mean(diff))
     se = np.sqrt((1.0 / j + test_train_ratio) * np.var(diff, ddof=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = mean / se
+    t = mean / se
     p = float(2 * stats.t.sf(abs(t), df=j - 1))
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=j - 1) * se
     return float(t), p, mean - half, mean + half
 
 
 def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
-    if len(diff) < 1 or np.all(diff == 0):
+    """Wilcoxon signed-rank test (zero differences dropped); all differences 0: W = 0, p = 1 (no difference at all:
+    every sign flip gives the same statistic)."""
+    if len(diff) < 1:
         return np.nan, np.nan
+    diff = _denoised(diff)
+    if np.all(diff == 0):
+        return 0.0, 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = stats.wilcoxon(diff)
     return float(result.statistic), float(result.pvalue)
+
+
+def pair_note(diff: np.ndarray) -> str:
+    """Why a pair of tests gives no (or a limiting) answer; empty when both are ordinary."""
+    j = len(diff)
+    if j < 2:
+        return f"{j} pair(s): the t-test needs at least 2"
+    if np.all(_denoised(diff) == 0):
+        return "identical on every pair (all differences 0): t-test undefined (zero variance); Wilcoxon p = 1"
+    if zero_variance(diff):
+        return f"all {j} differences equal: t-test undefined (zero variance); Wilcoxon: every difference has the same sign"
+    return ""
 
 
 def _holm(p: pd.Series) -> pd.Series:
@@ -92,6 +123,7 @@ def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFra
                     "n_pairs": len(diff), "mean": paired[metric].mean(), "mean_baseline": paired[f"{metric}_baseline"].mean(),
                     "mean_diff": diff.mean() if len(diff) else np.nan, "ci_low": low, "ci_high": high,
                     "test_train_ratio": ratio, "t": t, "p_t": p_t, "wilcoxon_w": w, "p_wilcoxon": p_w,
+                    "zero_variance": zero_variance(diff), "note": pair_note(diff),
                 })
     table = pd.DataFrame(records)
     if table.empty:

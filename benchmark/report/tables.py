@@ -123,8 +123,16 @@ def write_table(summary: pd.DataFrame, stem: Path, caption: str) -> None:
     atomic_write_text(stem.with_suffix(".csv"), _flat(csv).to_csv())
 
 
+UNDEFINED = "undefined (zero variance)"
+
+
 def _p(value: float) -> str:
     return "—" if pd.isna(value) else (f"{value:.3g}" if value >= 1e-4 else "<1e-4")
+
+
+def _t_text(value: float, undefined: bool, text: str) -> str:
+    """A t-test number as text, or why it has none (zero variance of the differences)."""
+    return UNDEFINED if undefined else ("—" if pd.isna(value) else text)
 
 
 def pairwise_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -137,15 +145,18 @@ def pairwise_display(table: pd.DataFrame) -> pd.DataFrame:
         scale, digits = spec.scale(), _decimals(r["metric"])
         unit = " pp" if spec.percent else ""
         fmt = f"{{:+.{digits}f}}"
-        ci = "—" if pd.isna(r["ci_low"]) else f"[{fmt.format(r['ci_low'] * scale)}, {fmt.format(r['ci_high'] * scale)}]"
+        undefined = bool(r.get("zero_variance", False))
+        ci = _t_text(r["ci_low"], undefined, f"[{fmt.format(r['ci_low'] * scale)}, {fmt.format(r['ci_high'] * scale)}]")
         out.append({
             "metric": column_label(r["metric"]), "backbone": r["backbone"], "method": r["method"],
             "baseline": r["baseline"], "pairs": int(r["n_pairs"]),
             "method mean": "—" if pd.isna(r["mean"]) else f"{r['mean'] * scale:.{digits}f}",
             "baseline mean": "—" if pd.isna(r["mean_baseline"]) else f"{r['mean_baseline'] * scale:.{digits}f}",
             "Δ mean": "—" if pd.isna(r["mean_diff"]) else fmt.format(r["mean_diff"] * scale) + unit,
-            "95% CI": ci, "t (NB)": "—" if pd.isna(r["t"]) else f"{r['t']:.2f}",
-            "p (NB t)": _p(r["p_t"]), "p Holm (NB t)": _p(r["p_t_holm"]),
+            "95% CI": ci, "t (NB)": _t_text(r["t"], undefined, f"{r['t']:.2f}"),
+            "p (NB t)": _t_text(r["p_t"], undefined, _p(r["p_t"])),
+            "p Holm (NB t)": _t_text(r["p_t_holm"], undefined, _p(r["p_t_holm"])),
             "p (Wilcoxon)": _p(r["p_wilcoxon"]), "p Holm (Wilcoxon)": _p(r["p_wilcoxon_holm"]),
+            "note": r.get("note", "") or "",
         })
     return pd.DataFrame(out)
