@@ -3,25 +3,27 @@ to every pending run's epochs, training and evaluation images, and divided among
 
 from __future__ import annotations
 
-import io
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from benchmark.train import FoldData, RunSpec, Trainer, synchronize
 
-PROBE_STEPS = 5
+PROBE_STEPS = 8
 WARMUP_STEPS = 2
 
 
 @dataclass(frozen=True)
 class Probe:
-    """Seconds per training step, per evaluated image and per epoch's checkpoint, for one model on this device."""
+    """Seconds per training step, per evaluated image, per epoch's checkpoint and to build the run's model."""
 
     step_s: float
     eval_image_s: float
     checkpoint_s: float
+    setup_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,10 @@ def _timed(fn, device: torch.device) -> float:
 
 def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     """A few real training steps and one validation pass of `run`'s model on fold 0, at the experiment's settings."""
+    tick = time.perf_counter()
     data = FoldData(prepared, prepared.folds[0], device, cfg["train"]["channels_last"])
     trainer = Trainer(run, cfg, data, len(prepared.class_names))
+    setup_s = time.perf_counter() - tick
     batches = trainer.epoch_batches(steps=WARMUP_STEPS + PROBE_STEPS)
     trainer.train_epoch(0, batches=batches[:WARMUP_STEPS])
     timed = batches[WARMUP_STEPS:] or batches
@@ -51,8 +55,9 @@ def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     n_val = max(1, len(data.parts["val"][1]))
     trainer.evaluate("val")
     eval_s = _timed(lambda: trainer.evaluate("val"), device) / n_val
-    checkpoint_s = _timed(lambda: torch.save(trainer.state(), io.BytesIO()), device)
-    return Probe(step_s, eval_s, checkpoint_s)
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint_s = _timed(lambda: torch.save(trainer.state(), Path(folder) / "last.pt"), device)
+    return Probe(step_s, eval_s, checkpoint_s, setup_s)
 
 
 def _probe_key(run: RunSpec) -> tuple[str, str]:
@@ -69,7 +74,7 @@ def run_seconds(run: RunSpec, cfg: dict, prepared, cost: Probe) -> float:
     batch = cfg["train"]["batch_size"]
     steps = max(1, len(fold.train) // batch + (len(fold.train) % batch >= 2))
     epoch = steps * cost.step_s + len(fold.val) * cost.eval_image_s + cost.checkpoint_s
-    return cfg["train"]["epochs"] * epoch + len(fold.test) * cost.eval_image_s
+    return cost.setup_s + cfg["train"]["epochs"] * epoch + len(fold.test) * cost.eval_image_s
 
 
 def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
