@@ -7,6 +7,7 @@ sweep bar. A worker dies with its parent (kill -9 included): its run's lease is 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -15,7 +16,9 @@ import sys
 import torch
 from tqdm import tqdm
 
+from benchmark.execution import execute_run
 from benchmark.lifetime import die_with_parent
+from benchmark.sweep import claim, open_sweep
 from benchmark.train import RunSpec
 
 WORKER_LOG_DIR = "logs"
@@ -29,10 +32,31 @@ def resolve_workers(workers: int | str, threads: int | None, pending: int) -> in
     return max(1, min(int(workers), pending))
 
 
+class LocalExecutor:
+    """This machine: one run at a time in this process, or `run.workers` worker processes."""
+
+    def __init__(self, cfg: dict, device: torch.device):
+        self.cfg, self.device = cfg, device
+
+    def workers(self, pending: int) -> int:
+        return resolve_workers(self.cfg["run"]["workers"], self.cfg["train"]["threads"], pending)
+
+    def describe(self, pending: int) -> str:
+        workers = self.workers(pending)
+        return str(self.device) + (f" in {workers} worker processes" if workers > 1 else "")
+
+    def session(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def run(self, sweep, todo: list[RunSpec], retry_failed: bool, show_progress: bool) -> dict:
+        workers = self.workers(len(todo))
+        if workers > 1:
+            return run_parallel(sweep, todo, self.device, workers, retry_failed, show_progress)
+        return run_serial(sweep, todo, self.device, retry_failed, show_progress)
+
+
 def run_serial(sweep, todo: list[RunSpec], device: torch.device, retry_failed: bool, show_progress: bool) -> dict:
     """Train `todo` one after another in this process."""
-    from benchmark.runner import claim, execute_run
-
     counts = {"done": 0, "failed": 0, "busy": 0}
     bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
     for run in bar:
@@ -106,8 +130,6 @@ def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, mess
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    from benchmark.runner import claim, execute_run, open_sweep
-
     worker = int(multiprocessing.current_process().name.rsplit("-", 1)[-1])
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])

@@ -23,8 +23,9 @@ from tqdm import tqdm
 import methods
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
-from benchmark.runner import Sweep, claim, make_record, save_result, train_and_record
+from benchmark.execution import make_record, save_result, train_and_record
 from benchmark.store import Store
+from benchmark.sweep import Sweep, claim
 from benchmark.train import RunSpec, resolve_device
 
 HEARTBEAT_S = 10.0
@@ -181,3 +182,19 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
             ray.cancel(ref, force=True)
             sweep.store.release(run.run_id)
     return counts
+
+
+class RayExecutor:
+    """One Ray task per run on a cluster (or a local Ray instance), records written by the driver."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+
+    def describe(self, pending: int) -> str:
+        return f"Ray ({self.cfg['run']['ray']['address'] or 'local instance'})"
+
+    def session(self) -> contextlib.AbstractContextManager:
+        return ray_session(self.cfg["run"]["ray"]["address"], f"{self.cfg['_file']}: run.ray.address")
+
+    def run(self, sweep: Sweep, todo: list[RunSpec], retry_failed: bool, show_progress: bool) -> dict:
+        return run_on_ray(sweep, todo, retry_failed, show_progress)

@@ -1,0 +1,95 @@
+"""Finish a run, whatever executes it: train it, make its record (done or failed), write record and history."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from datetime import datetime, timezone
+
+import pandas as pd
+import torch
+
+from benchmark.store import atomic_write_csv, atomic_write_text, crash_point
+from benchmark.sweep import Sweep
+from benchmark.train import RunSpec, train_run
+
+
+def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
+    params = run.method_params
+    label = run.method if not params else f"{run.method}({', '.join(f'{k}={v}' for k, v in params.items())})"
+    record = {
+        "experiment": run.experiment,
+        "run_id": run.run_id,
+        "method": run.method,
+        "method_params": json.dumps(params, sort_keys=True),
+        "method_label": label,
+        **{f"param_{k}": v for k, v in params.items()},
+        "backbone": run.backbone,
+        "fold": run.fold,
+        "repeat": run.repeat,
+        "seed": run.seed,
+        "task_classes": json.dumps(sweep.prepared.class_names),
+        "positive": sweep.prepared.class_names[sweep.prepared.positive],
+        "status": status,
+        "error": error,
+    }
+    if result is not None:
+        record.update({f"test_{k}": v for k, v in result.test.items()})
+        record.update({f"val_{k}": v for k, v in result.val.items() if k != "confusion"})
+        record.update(selected_epoch=result.selected_epoch, epochs_run=result.epochs_run,
+                      n_train=result.n_train, n_val=result.n_val, n_test=result.n_test)
+    record.update(
+        config_hash=run.run_id,
+        resolved_config=run.resolved,
+        dataset_fingerprint=sweep.prepared.dataset_fingerprint,
+        folds_fingerprint=sweep.prepared.folds_fingerprint,
+        git_commit=sweep.provenance["git_commit"],
+        git_dirty=sweep.provenance["git_dirty"],
+        versions=json.dumps(sweep.provenance["versions"]),
+        device=device,
+        wall_time_s=round(wall, 3),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return record
+
+
+def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
+                     show_progress: bool = True) -> tuple[dict, pd.DataFrame | None]:
+    """Train one run (resuming from its last.pt) and return its record and epoch history; writes no record."""
+    run_dir = sweep.store.run_dir(run.run_id)
+    tick = time.perf_counter()
+    try:
+        result = train_run(run, sweep.cfg, sweep.prepared, run_dir, device,
+                           heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
+    except Exception as exc:  # noqa: BLE001 - anything a run raises is that run's failure; Ctrl-C stops the sweep
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+        return make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device)), None
+    history = result.history.assign(
+        run_id=run.run_id, experiment=run.experiment, method=run.method,
+        backbone=run.backbone, fold=run.fold, repeat=run.repeat, seed=run.seed,
+    )
+    record = make_record(sweep, run, "done", "", result, time.perf_counter() - tick, str(device))
+    history.insert(0, "method_label", record["method_label"])
+    return record, history
+
+
+def save_result(sweep: Sweep, record: dict, history: pd.DataFrame | None) -> None:
+    """Write a finished run: its epochs.csv, then its record (the commit point), then drop its resume checkpoint."""
+    run_dir = sweep.store.run_dir(record["run_id"])
+    if history is not None:
+        atomic_write_csv(run_dir / "epochs.csv", history)
+    sweep.store.write_record(record)
+    crash_point("recorded")
+    if record["status"] == "done":
+        (run_dir / "last.pt").unlink(missing_ok=True)
+
+
+def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> dict:
+    """Train one run and write its record (done or failed). The caller holds the run's lease."""
+    record, history = train_and_record(sweep, run, device, show_progress)
+    save_result(sweep, record, history)
+    return record
+
+
