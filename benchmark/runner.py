@@ -25,7 +25,7 @@ from benchmark.errors import UserError
 from benchmark.plan import plan_runs, select
 from benchmark.protocol import save_folds
 from benchmark.store import Store, atomic_write_csv, atomic_write_text, crash_point
-from benchmark.train import RunSpec, resolve_device, train_run
+from benchmark.train import RunSpec, check_batches, resolve_device, train_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +92,7 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg["_file"]
+    check_batches(cfg, sweep.prepared.folds)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:
@@ -117,10 +118,11 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
 
 def write_experiment_files(sweep: Sweep) -> None:
     """Create the output folder, (re)write config.resolved.yaml and folds.json, and tidy what a killed process left
-    (temp files, the resume checkpoint and lease of a run it had just recorded)."""
+    (temp files, the resume checkpoint and lease of a run it had just recorded) or what got damaged (moved aside)."""
     sweep.store.create(f"{sweep.cfg['_file']}: run.output")
     with sweep.store.locked():
         sweep.store.remove_temp_files()
+        sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
         sweep.store.write_plan([run.run_id for run in sweep.runs])
