@@ -228,14 +228,14 @@ class Store:
         return ([r for r in records if r.get("run_id") in planned],
                 [r for r in records if r.get("run_id") not in planned])
 
-    def records(self) -> list[dict]:
-        """Every whole record; a damaged one is left out with a warning line."""
+    def records(self, quiet: bool = False) -> list[dict]:
+        """Every whole record; a damaged one is left out, with a warning line unless `quiet`."""
         out = []
         for path in sorted((self.root / "runs").glob("*/record.json")):
             record, problem = read_record_file(path)
             if record is not None:
                 out.append(record)
-            elif problem:
+            elif problem and not quiet:
                 warn_damaged(path, problem)
         return out
 

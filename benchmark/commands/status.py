@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{cfg['name']}: {len(sweep.runs)} runs: {counts['done']} done, {counts['failed']} failed, "
           f"{counts['running']} running, {counts['pending']} pending  ({cfg['run']['output']})")
     planned = {run.run_id for run in sweep.runs}
-    superseded = [r for r in sweep.store.records() if r.get("run_id") not in planned]
+    superseded = [r for r in sweep.store.records(quiet=True) if r.get("run_id") not in planned]
     if superseded:
         print(f"  {len(superseded)} superseded record(s) of an earlier config stay on disk, left out of the tables")
     for run in sweep.runs:
