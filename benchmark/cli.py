@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
 
 from benchmark import commands
 from benchmark.errors import UserError
+
+# The OSErrors of the machine rather than of the program (full disk or quota, read-only or forbidden folder, failing
+# device): one line and exit code 1; any other OSError is a bug and keeps its traceback.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _command_modules() -> list:
@@ -41,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished runs are saved; run the same command again to resume.", file=sys.stderr)
         return 130
+
+
+def os_error_line(exc: OSError) -> str:
+    """'PATH: No space left on device (ENOSPC); ...': what failed where, and what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (f"{where}{exc.strerror or exc} ({errno.errorcode.get(exc.errno, exc.errno)}); free space or make the "
+            "folder writable, then run the same command again")

@@ -18,7 +18,7 @@ from benchmark.plan import select
 from benchmark.protocol import save_folds
 from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
-from benchmark.train import RunSpec, resolve_device
+from benchmark.train import RunSpec, check_batches, resolve_device
 
 
 def check_sweep(sweep: Sweep) -> torch.device | None:
@@ -27,6 +27,7 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg["_file"]
+    check_batches(cfg, sweep.prepared.folds)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:
@@ -52,10 +53,11 @@ def check_sweep(sweep: Sweep) -> torch.device | None:
 
 def write_experiment_files(sweep: Sweep) -> None:
     """Create the output folder, (re)write config.resolved.yaml and folds.json, and tidy what a killed process left
-    (temp files, the resume checkpoint and lease of a run it had just recorded)."""
+    (temp files, the resume checkpoint and lease of a run it had just recorded) or what got damaged (moved aside)."""
     sweep.store.create(f"{sweep.cfg['_file']}: run.output")
     with sweep.store.locked():
         sweep.store.remove_temp_files()
+        sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
         sweep.store.write_plan([run.run_id for run in sweep.runs])

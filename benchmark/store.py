@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +23,19 @@ from benchmark.errors import UserError
 LEASE_STALE_S = 120.0
 PLAN_FILE = "plan.json"
 CRASH_ENV = "SOLDERBENCH_CRASH_AT"
+RECORD_KEYS = ("run_id", "method", "method_label", "backbone", "fold", "repeat", "seed", "status")
+STATUSES = ("done", "failed")
+EPOCH_KEYS = ("run_id", "epoch")
+# What becomes of a run when one of its files is damaged (see docs/results-schema.md, "Damaged files").
+DAMAGE_EFFECT = {
+    "record.json": "the run counts as pending and is trained again",
+    "epochs.csv": "its epochs are left out of epochs.csv (the run's record is kept)",
+    "last.pt": "the run starts from scratch",
+    "best.pt": "the run starts from scratch",
+}
 _crash_counts: dict[str, int] = {}
+_UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), so that atomic writes give files
+os.umask(_UMASK)          # the mode a plain open() would, not mkstemp's 0600
 
 
 def crash_point(where: str) -> None:
@@ -38,20 +51,40 @@ def crash_point(where: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path, crash_at: str | None = None) -> Iterator[Path]:
+    """A temp file beside `path` to write into, renamed onto `path` when the block ends (after the crash point
+    `crash_at`, default write:NAME) and removed when it raises; readers never see half a file. An OSError names
+    `path` when it names no file or only the temp one (a full disk fails a write(), which names none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
+        yield tmp
+        crash_point(crash_at or f"write:{path.name}")
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        temp_only = exc.filename is None or os.path.basename(str(exc.filename)).startswith(f".{path.name}.")
+        if exc.errno is not None and temp_only:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # name the target, not the temp file
+        raise
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder + fsync + rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        crash_point(f"write:{path.name}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -72,6 +105,61 @@ def _remove_temp_files(folder: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def set_aside(path: Path, problem: str) -> Path | None:
+    """Rename a damaged file of the tool's own to NAME.damaged-TIME beside it (never delete it), with one warning line
+    naming both and what becomes of the run; None when another process moved it first."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, n = path.with_name(f"{path.name}.damaged-{stamp}"), 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}.damaged-{stamp}-{n}"), n + 1
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    warn(f"{path}: {problem}; moved aside to {target.name}; {DAMAGE_EFFECT[path.name]}")
+    return target
+
+
+def read_record_file(path: Path) -> tuple[dict | None, str]:
+    """The record in `path` and '' when it is a whole one (a JSON object for the run of its folder, with the identity
+    keys and status done or failed); else None and what is wrong ('' when there is no file)."""
+    try:
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    except ValueError:
+        return None, "is not valid JSON"
+    if not isinstance(record, dict):
+        return None, f"holds a JSON {type(record).__name__}, not a record"
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        return None, f"is not a whole record (no {', '.join(missing)})"
+    if record["run_id"] != path.parent.name or record["status"] not in STATUSES:
+        return None, f"is not a record of run {path.parent.name} with status done or failed"
+    return record, ""
+
+
+def read_epochs_file(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """A run's epoch history and '' when whole (a CSV table of its run with the epoch column and a row at least);
+    else None and what is wrong ('' when there is no file). run_id is read as text."""
+    try:
+        frame = pd.read_csv(path, dtype={"run_id": str})
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError) as exc:
+        return None, f"is not a readable CSV table ({type(exc).__name__})"
+    if any(key not in frame for key in EPOCH_KEYS) or frame.empty or not (frame["run_id"] == path.parent.name).all():
+        return None, (f"is not an epoch history of run {path.parent.name} "
+                      f"(expected columns {', '.join(EPOCH_KEYS)} and a row per epoch)")
+    return frame, ""
+
+
 class Store:
     """Files under one experiment's output folder (see docs/results-schema.md)."""
 
@@ -85,12 +173,13 @@ class Store:
         while not folder.exists() and folder != folder.parent:
             made.append(folder)
             folder = folder.parent
+        probe = self.root / f".write-test-{os.getpid()}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-test-{os.getpid()}"
             probe.write_text("ok")
-            probe.unlink()
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
             for path in made:
                 with contextlib.suppress(OSError):
                     path.rmdir()
@@ -98,6 +187,7 @@ class Store:
                 f"{where}: output folder {self.root} cannot be created or written ({exc.strerror or exc}); "
                 "set run.output to a writable folder"
             ) from None
+        probe.unlink()
 
     def remove_temp_files(self) -> None:
         """Temp files a killed process left in the experiment folder; call while holding `locked()`."""
@@ -110,13 +200,8 @@ class Store:
         return self.run_dir(run_id) / "record.json"
 
     def read_record(self, run_id: str) -> dict | None:
-        path = self.record_path(run_id)
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (json.JSONDecodeError, OSError):
-            return None
+        """The run's record; None when it has none or only a damaged one (`damaged` says which)."""
+        return read_record_file(self.record_path(run_id))[0]
 
     def write_record(self, record: dict) -> None:
         atomic_write_text(self.record_path(record["run_id"]), json.dumps(record, default=_json_default, indent=1))
@@ -143,14 +228,31 @@ class Store:
         return ([r for r in records if r.get("run_id") in planned],
                 [r for r in records if r.get("run_id") not in planned])
 
-    def records(self) -> list[dict]:
+    def records(self, quiet: bool = False) -> list[dict]:
+        """Every whole record; a damaged one is left out, with a warning line unless `quiet`."""
         out = []
         for path in sorted((self.root / "runs").glob("*/record.json")):
-            try:
-                out.append(json.loads(path.read_text()))
-            except (json.JSONDecodeError, OSError):
-                continue
+            record, problem = read_record_file(path)
+            if record is not None:
+                out.append(record)
+            elif problem and not quiet:
+                warn_damaged(path, problem)
         return out
+
+    def damaged(self) -> list[tuple[Path, str]]:
+        """Every damaged record.json and epochs.csv under runs/, with what is wrong with it."""
+        found = []
+        for run_dir in sorted(p for p in (self.root / "runs").glob("*") if p.is_dir()):
+            for path, problem in ((run_dir / "record.json", read_record_file(run_dir / "record.json")[1]),
+                                  (run_dir / "epochs.csv", read_epochs_file(run_dir / "epochs.csv")[1])):
+                if problem:
+                    found.append((path, problem))
+        return found
+
+    def set_aside_damaged(self) -> None:
+        """Move every damaged record.json and epochs.csv aside (`set_aside`); call while holding `locked()`."""
+        for path, problem in self.damaged():
+            set_aside(path, problem)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -168,12 +270,7 @@ class Store:
         with self.locked():
             results = results_frame(self.current_records()[0])
             atomic_write_csv(self.root / "results.csv", results)
-            parts = []
-            for run_id in results.get("run_id", []):
-                path = self.run_dir(run_id) / "epochs.csv"
-                if path.exists():
-                    parts.append(pd.read_csv(path))
-            epochs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            epochs = _concat_epochs(self.run_dir(run_id) / "epochs.csv" for run_id in results.get("run_id", []))
             atomic_write_csv(self.root / "epochs.csv", epochs)
         return results
 
@@ -265,9 +362,9 @@ def _read_lease(fd: int) -> tuple[dict, float] | None:
     try:
         owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
         age = time.time() - os.fstat(fd).st_mtime
-    except (json.JSONDecodeError, OSError):
+    except (ValueError, OSError):
         return None
-    if not isinstance(owner, dict) or not owner.get("host"):
+    if not isinstance(owner, dict) or not isinstance(owner.get("host"), str) or type(owner.get("pid")) is not int:
         return None
     return owner, age
 
@@ -316,5 +413,22 @@ def load_results(output_dir: str | Path) -> pd.DataFrame:
 
 
 def load_epochs(output_dir: str | Path) -> pd.DataFrame:
-    parts = [pd.read_csv(p) for p in sorted(Path(output_dir).glob("runs/*/epochs.csv"))]
+    """The per-epoch history of every run (a damaged run history is left out with a warning line)."""
+    return _concat_epochs(sorted(Path(output_dir).glob("runs/*/epochs.csv")))
+
+
+def _concat_epochs(paths) -> pd.DataFrame:
+    """The whole epoch histories among `paths`, one table; a damaged one is left out with a warning line."""
+    parts = []
+    for path in paths:
+        frame, problem = read_epochs_file(path)
+        if frame is not None:
+            parts.append(frame)
+        elif problem:
+            warn_damaged(path, problem)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def warn_damaged(path: Path, problem: str) -> None:
+    """One warning line for a damaged file a reader leaves out (`run` moves it aside: `Store.set_aside_damaged`)."""
+    warn(f"{path}: {problem}; {DAMAGE_EFFECT[path.name]} (`run` moves the file aside)")

@@ -24,9 +24,12 @@ from tqdm import tqdm
 
 import methods
 from benchmark.dataset import Prepared
+from benchmark.errors import UserError
 from benchmark.metrics import classification_metrics
 from benchmark.protocol import Fold
-from benchmark.store import atomic_write_csv, crash_point
+from benchmark.store import DAMAGE_EFFECT, atomic_path, atomic_write_csv, crash_point, set_aside, warn
+
+PROGRESS_KEYS = ("history", "epoch", "best_score", "best_epoch", "stale")
 
 MAXIMIZE = {"val_f1": True, "val_accuracy": True, "val_macro_f1": True, "val_loss": False}
 
@@ -73,6 +76,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"run.device {name!r} asked for, but CUDA is not available here; use auto or cpu")
     return device
+
+
+def check_batches(cfg: dict, folds: list[Fold]) -> None:
+    """Refuse up front a sweep in which an epoch would have no training batch of 2 images or more: batch norm cannot
+    train on one image, so a last batch of one is dropped, and an epoch of such batches would train nothing."""
+    where, size = cfg["_file"], cfg["train"]["batch_size"]
+    if size < 2:
+        raise UserError(f"{where}: train.batch_size={size} is not allowed: a batch of 1 image cannot train batch norm, "
+                        "so no training step would run; allowed: an integer ≥ 2 (at least the training part's size "
+                        "trains on the whole part in one step per epoch)")
+    for fold in folds:
+        if len(fold.train) < 2:
+            raise UserError(f"{where}: repeat {fold.repeat} fold {fold.fold} has {len(fold.train)} training image(s); "
+                            "an epoch needs a batch of ≥ 2: add images, or lower protocol.val_fraction or protocol.folds")
 
 
 def set_deterministic(enabled: bool) -> None:
@@ -289,11 +306,12 @@ class Trainer:
 
     def epoch_batches(self, steps: int | None = None) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         """This epoch's shuffled index batches (the first `steps` of them) and their augmentation draws, copied to
-        the device in one go. A last batch of one sample is dropped (batch norm cannot train on it)."""
+        the device in one go. A batch of one sample is dropped (batch norm cannot train on it): with batch_size ≥ 2
+        (`check_batches`) only ever a last one."""
         n, size = self.n_train, self.batch_size
         order = to_device(torch.randperm(n, generator=self.gen), self.device)
         draws = {k: to_device(v, self.device) for k, v in draw_augmentations(n, self.augment, self.gen).items()}
-        starts = [start for start in range(0, n, size) if min(size, n - start) >= 2 or n == 1][:steps]
+        starts = [start for start in range(0, n, size) if min(size, n - start) >= 2][:steps]
         return [(order[start : start + size], {k: v[start : start + size] for k, v in draws.items()}) for start in starts]
 
     def make_batch(self, idx: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,12 +343,15 @@ class Trainer:
         accuracy.
 
         A non-finite loss fails the run: on the CPU at once, elsewhere at the end of the epoch (the losses stay on
-        the device until then, so the host never waits for it mid-epoch). `after_step` is called after every step
-        (the bench interleaves the reference script's steps there).
+        the device until then, so the host never waits for it mid-epoch). An epoch without a batch fails the run too.
+        `after_step` is called after every step (the bench interleaves the reference script's steps there).
         """
         self.model.train()
         if batches is None:
             batches = self.epoch_batches()
+        if not batches:
+            raise RunFailed(f"no training batch in epoch {epoch} ({self.n_train} training images, "
+                            f"batch_size {self.batch_size}); a run that takes no training step is not done")
         losses, correct = [], []
         check_now = self.device.type == "cpu"
         for step, (idx, draws) in enumerate(batches, start=1):
@@ -341,8 +362,6 @@ class Trainer:
             correct.append(right)
             if after_step is not None:
                 after_step()
-        if not batches:
-            return float("nan"), float("nan")
         sizes = torch.tensor([len(idx) for idx, _ in batches], dtype=torch.float64)
         loss_values = torch.stack(losses).cpu().double()
         bad = torch.nonzero(~torch.isfinite(loss_values))
@@ -381,10 +400,45 @@ def _is_better(score: float, best: float | None, select_by: str) -> bool:
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    crash_point("checkpoint")
-    tmp.replace(path)
+    with atomic_path(path, crash_at="checkpoint") as tmp:
+        torch.save(payload, tmp)
+
+
+def _read_checkpoint(path: Path, device: torch.device, keys: tuple[str, ...]) -> dict | None:
+    """A checkpoint holding `keys`, or None: missing, or damaged (then set aside with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling, zip and EOF errors alike mean a damaged file
+        set_aside(path, f"is not a readable checkpoint ({type(exc).__name__})")
+        return None
+    if not isinstance(state, dict) or any(key not in state for key in keys):
+        set_aside(path, f"is not a checkpoint of this run (expected {', '.join(keys)})")
+        return None
+    return state
+
+
+def _start(spec: RunSpec, cfg: dict, data: FoldData, num_classes: int, run_dir: Path) -> tuple[Trainer, dict | None]:
+    """The run's trainer, resumed from last.pt when it and best.pt are whole and fit (then also its progress: history,
+    epoch, best_score, best_epoch, stale); else a fresh one (progress None), a damaged file set aside."""
+    trainer = Trainer(spec, cfg, data, num_classes)
+    last_path = run_dir / "last.pt"
+    state = _read_checkpoint(last_path, data.device, ("model", "optimizer", "generator", "torch_rng", *PROGRESS_KEYS))
+    if state is None:
+        return trainer, None
+    best_path = run_dir / "best.pt"
+    if not best_path.exists():
+        warn(f"{last_path}: cannot be resumed from without {best_path.name}; {DAMAGE_EFFECT['last.pt']}")
+        return trainer, None
+    if _read_checkpoint(best_path, torch.device("cpu"), ("model",)) is None:
+        return trainer, None
+    try:
+        trainer.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        set_aside(last_path, f"does not fit this run's model ({type(exc).__name__})")
+        return Trainer(spec, cfg, data, num_classes), None
+    return trainer, {key: state[key] for key in PROGRESS_KEYS}
 
 
 def run_epoch(trainer: Trainer, epoch: int, positive: int,
@@ -425,16 +479,15 @@ def train_run(
     select_by = cfg["protocol"]["select_by"]
     fold = next(f for f in prepared.folds if f.repeat == spec.repeat and f.fold == spec.fold)
     data = FoldData(prepared, fold, device, train_cfg["channels_last"])
-    trainer = Trainer(spec, cfg, data, len(prepared.class_names))
     run_dir.mkdir(parents=True, exist_ok=True)
+    trainer, progress = _start(spec, cfg, data, len(prepared.class_names), run_dir)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     history: list[dict] = []
     start_epoch, best_score, best_epoch, stale = 1, None, 0, 0
-    if last_path.exists():
-        state = torch.load(last_path, map_location=device, weights_only=True)
-        trainer.load_state(state)
-        history = state["history"]
-        start_epoch, best_score, best_epoch, stale = state["epoch"] + 1, state["best_score"], state["best_epoch"], state["stale"]
+    if progress is not None:
+        history = list(progress["history"])
+        start_epoch, best_score = progress["epoch"] + 1, progress["best_score"]
+        best_epoch, stale = progress["best_epoch"], progress["stale"]
     best_val: tuple[np.ndarray, float] | None = None
     epochs = range(start_epoch, train_cfg["epochs"] + 1)
     bar = tqdm(epochs, desc=f"  {spec.method}/{spec.backbone} f{spec.fold}", unit="ep", leave=False,

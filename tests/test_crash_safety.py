@@ -12,6 +12,7 @@ import errno
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import time
@@ -22,6 +23,7 @@ import pytest
 import torch
 import yaml
 
+from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.runner import run_sweep
 from benchmark.store import CRASH_ENV, Store, load_results
@@ -251,3 +253,254 @@ def _hold_lease(root: str, run_id: str, ready) -> None:
     assert Store(root).acquire(run_id)
     ready.set()
     time.sleep(60)
+
+
+# Damaged files in an output folder: `status` and `report` read past them (one warning line each), `run` moves the
+# damaged file aside (NAME.damaged-TIME, never deleted) and repairs: a damaged record means the run is trained again.
+# The lease cases are on a pending run (its record removed): a garbage lease must not count as a live owner.
+DAMAGED = {
+    "record holding []": ("record.json", b"[]"),
+    "record holding garbage": ("record.json", b"garbage{"),
+    "record holding binary bytes": ("record.json", b"\xff\xfe\x00\x81\x93"),
+    "record empty": ("record.json", b""),
+    "record lacking the identity keys": ("record.json", b'{"status": "done"}'),
+    "run epochs.csv empty": ("epochs.csv", b""),
+    "run epochs.csv garbled": ("epochs.csv", b"\x00\x01garbage\n1,2\n"),
+    "results.csv empty": ("../../results.csv", b""),
+    "resolved config holding binary bytes": ("../../config.resolved.yaml", b"\xff\xfe\x00name: [\x81"),
+    "lease with a garbage pid": ("lease.json", json.dumps({"pid": "x", "host": socket.gethostname()}).encode()),
+    "lease holding binary bytes": ("lease.json", b"\xff\xfe garbage"),
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """An output folder with two finished runs (ce on folds 0 and 1), copied by each test."""
+    tmp_path = tmp_path_factory.mktemp("finished")
+    experiment = _small_experiment(tmp_path, tmp_path / "out", make_image_folder(tmp_path / "data", IMAGES))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOLDERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        run_sweep(load_config(experiment), show_progress=False)
+    return tmp_path
+
+
+def _small_experiment(tmp_path: Path, out: Path, data: Path) -> Path:
+    return write_config(tmp_path / "exp.yaml", data, methods=["ce"], protocol={"folds": 2, "val_fraction": 0.25, "seed": 1},
+                        train={"epochs": 2, "threads": 1}, run={"output": str(out), "device": "cpu"})
+
+
+def _copy_of(finished: Path, tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """(experiment file, output folder, run ids in table order) of a fresh copy of the finished experiment."""
+    out = tmp_path / "out"
+    shutil.copytree(finished / "out", out)
+    experiment = _small_experiment(tmp_path, out, finished / "data")
+    return experiment, out, pd.read_csv(out / "results.csv")["run_id"].tolist()
+
+
+@pytest.mark.parametrize("name", list(DAMAGED))
+def test_damaged_files_never_stop_status_report_or_run(name, finished, tmp_path, capsys):
+    experiment, out, run_ids = _copy_of(finished, tmp_path)
+    relative, content = DAMAGED[name]
+    damaged = (out / "runs" / run_ids[0] / relative).resolve()
+    damaged.write_bytes(content)
+    if relative == "lease.json":
+        (damaged.parent / "record.json").unlink()
+    record_damaged, epochs_damaged = relative in ("record.json", "lease.json"), relative == "epochs.csv"
+    warned = relative in ("record.json", "epochs.csv")
+
+    assert main(["status", str(experiment)]) == 0
+    captured = capsys.readouterr()
+    assert f"2 runs: {1 if record_damaged else 2} done, 0 failed, 0 running" in captured.out
+    assert captured.err.count(f"warning: {damaged}") == warned, captured.err
+
+    assert main(["report", str(out), "--no-figures", "--out", str(tmp_path / "report")]) == 0
+    assert (f"warning: {damaged}" in capsys.readouterr().err) == warned
+
+    assert main(["run", str(experiment), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert f"{1 if record_damaged else 0} trained, 0 failed" in captured.out
+    kept = list(damaged.parent.glob(f"{damaged.name}.damaged-*"))
+    if warned:
+        assert [p.read_bytes() for p in kept] == [content]
+        assert f"warning: {damaged}" in captured.err and kept[0].name in captured.err
+    else:
+        assert not kept
+    table = load_results(out)
+    assert sorted(table["run_id"]) == sorted(run_ids) and set(table["status"]) == {"done"}
+    assert len(pd.read_csv(out / "results.csv")) == 2
+    epochs = pd.read_csv(out / "epochs.csv", dtype={"run_id": str})
+    assert sorted(set(epochs["run_id"])) == sorted(run_ids[1:] if epochs_damaged else run_ids)
+    assert main(["run", str(experiment), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def _interrupted(tmp_path: Path) -> tuple[Path, Path]:
+    """(experiment, output folder) of one run (ce, fold 0) stopped after its first epoch checkpoint."""
+    import benchmark.train as train
+
+    experiment = _small_experiment(tmp_path, tmp_path / "out", make_image_folder(tmp_path / "data", IMAGES))
+    real_save = train._save_checkpoint
+
+    def stop_after_first_epoch(path, payload):
+        real_save(path, payload)
+        if path.name == "last.pt":
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "_save_checkpoint", stop_after_first_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(load_config(experiment), only={"fold": {"0"}}, show_progress=False)
+    return experiment, tmp_path / "out"
+
+
+def _checkpoint_of_another_model(path: Path) -> bytes:
+    state = torch.load(path, weights_only=True)
+    torch.save(state | {"model": torch.nn.Linear(3, 2).state_dict()}, path)
+    return path.read_bytes()
+
+
+CHECKPOINT_DAMAGE = {
+    "last.pt garbage": ("last.pt", lambda path: b"garbage bytes"),
+    "last.pt empty": ("last.pt", lambda path: b""),
+    "last.pt truncated": ("last.pt", lambda path: path.read_bytes()[:2000]),
+    "last.pt lacking the resume keys": ("last.pt", lambda path: _saved(path, {"model": {}})),
+    "last.pt of another model": ("last.pt", _checkpoint_of_another_model),
+    "best.pt truncated": ("best.pt", lambda path: path.read_bytes()[:2000]),
+}
+
+
+def _saved(path: Path, payload: dict) -> bytes:
+    torch.save(payload, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINT_DAMAGE))
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_from_scratch(name, finished, tmp_path, capsys):
+    experiment, out = _interrupted(tmp_path)
+    filename, damage = CHECKPOINT_DAMAGE[name]
+    (run_dir,) = (out / "runs").iterdir()
+    path = run_dir / filename
+    content = damage(path)
+    path.write_bytes(content)
+    capsys.readouterr()
+    assert main(["run", str(experiment), "--quiet", "--only", "fold=0"]) == 0
+    captured = capsys.readouterr()
+    assert "1 trained, 0 failed" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "from scratch" in warnings[0], captured.err
+    assert [p.read_bytes() for p in run_dir.glob(f"{filename}.damaged-*")] == [content]
+    record = json.loads((run_dir / "record.json").read_text())
+    uninterrupted = pd.read_csv(finished / "out" / "results.csv").set_index("run_id").loc[run_dir.name]
+    assert record["status"] == "done" and record["epochs_run"] == 2
+    assert record["test_nll"] == pytest.approx(uninterrupted["test_nll"], rel=1e-6)
+
+
+# Disk full, read-only, permission denied: one line naming the path and the errno, exit 1 (2 is for bad input),
+# nothing half-written left; a run in progress is recorded failed (inside a run) or stays pending (outside).
+DISK_ERRORS = [errno.ENOSPC, errno.EROFS, errno.EACCES]
+
+
+def _error_line(err: str) -> str:
+    """The one `error:` line of a command's stderr (besides headers and progress bars), with no traceback."""
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def _no_leftovers(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.name.endswith(".tmp") or ".write-test" in p.name or ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("code", DISK_ERRORS)
+def test_a_disk_error_writing_a_record_is_one_line_exit_1_and_the_run_stays_pending(code, finished, tmp_path,
+                                                                                     monkeypatch, capsys):
+    experiment, out, run_ids = _copy_of(finished, tmp_path)
+    (out / "runs" / run_ids[0] / "record.json").unlink()
+    real_replace = os.replace
+
+    def failing_replace(src, dst, **kwargs):
+        if Path(dst).name == "record.json":
+            raise OSError(code, os.strerror(code))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    assert main(["run", str(experiment), "--quiet"]) == 1
+    line = _error_line(capsys.readouterr().err)
+    assert f"{out / 'runs' / run_ids[0] / 'record.json'}: {os.strerror(code)} ({errno.errorcode[code]})" in line
+    assert _no_leftovers(out) == []
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["status", str(experiment)]) == 0
+    assert "1 done, 0 failed, 0 running, 1 pending" in capsys.readouterr().out
+    assert main(["run", str(experiment), "--quiet"]) == 0
+    assert "1 trained, 0 failed, 1 already finished" in capsys.readouterr().out
+
+
+def test_a_disk_error_inside_a_run_fails_that_run_and_leaves_no_half_checkpoint(finished, tmp_path, monkeypatch,
+                                                                                 capsys):
+    experiment, out, run_ids = _copy_of(finished, tmp_path)
+    (out / "runs" / run_ids[0] / "record.json").unlink()
+    real_save = torch.save
+
+    def half_then_full(payload, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", half_then_full)
+    assert main(["run", str(experiment), "--quiet"]) == 0
+    assert "0 trained, 1 failed" in capsys.readouterr().out
+    monkeypatch.setattr(torch, "save", real_save)
+    record = json.loads((out / "runs" / run_ids[0] / "record.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    assert "best.pt" in record["error"]
+    assert _no_leftovers(out) == []
+
+
+def test_a_disk_error_in_the_write_test_leaves_no_probe_file(finished, tmp_path, monkeypatch, capsys):
+    experiment, out, _ = _copy_of(finished, tmp_path)
+    real_write = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.startswith(".write-test"):
+            real_write(self, "")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    assert main(["run", str(experiment), "--quiet"]) == 2
+    assert "cannot be created or written (No space left on device)" in capsys.readouterr().err
+    assert _no_leftovers(out) == []
+
+
+def test_a_disk_error_saving_the_decode_cache_is_one_line_and_leaves_no_temp_file(tmp_path, image_folder,
+                                                                                   monkeypatch, capsys):
+    import numpy as np
+
+    monkeypatch.setenv("SOLDERBENCH_CACHE", str(tmp_path / "cache"))
+    experiment = write_config(tmp_path / "exp.yaml", image_folder, methods=["ce"])
+
+    def full(file, array, *args, **kwargs):
+        file.write(b"\x93NUMPY half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "save", full)
+    assert main(["run", str(experiment), "--quiet"]) == 1
+    line = _error_line(capsys.readouterr().err)
+    assert ".npy: No space left on device (ENOSPC)" in line
+    assert (tmp_path / "cache").is_dir() and _no_leftovers(tmp_path / "cache") == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_read_only_report_folder_is_one_line_exit_1(finished, tmp_path, monkeypatch, capsys):
+    _, out, _ = _copy_of(finished, tmp_path)
+    report = tmp_path / "report"
+    real_replace = os.replace
+
+    def read_only(src, dst, **kwargs):
+        if Path(dst).is_relative_to(tmp_path) and not Path(dst).is_relative_to(out):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    assert main(["report", str(out), "--no-figures", "--out", str(report)]) == 1
+    assert "Read-only file system (EROFS)" in _error_line(capsys.readouterr().err)
+    assert not report.exists() and _no_leftovers(tmp_path) == []

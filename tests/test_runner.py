@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,3 +136,55 @@ def test_failed_run_is_recorded_and_sweep_continues_then_retried(tmp_path, image
     assert "0 trained, 1 failed, 1 already finished" in capsys.readouterr().out
     record = json.loads((experiment.parent / "out" / "runs" / table.loc["nan_loss_for_test", "run_id"] / "record.json").read_text())
     assert record["status"] == "failed"
+
+
+def _trainer(tmp_path, batch_size: int):
+    """A Trainer on fold 0 of a 36-image experiment (18 training images) with the given batch size."""
+    import torch
+
+    from benchmark.dataset import prepare
+    from benchmark.train import FoldData, RunSpec, Trainer
+    from tests.conftest import augmented_experiment
+
+    _, path = augmented_experiment(tmp_path)
+    cfg = load_config(path, [f"train.batch_size={batch_size}"])
+    prepared = prepare(cfg)
+    data = FoldData(prepared, prepared.folds[0], torch.device("cpu"), channels_last=False)
+    return Trainer(RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0), cfg, data, len(prepared.class_names)), cfg
+
+
+def test_only_a_last_batch_of_one_is_dropped_and_an_epoch_without_a_batch_of_two_is_refused(tmp_path):
+    from benchmark.errors import UserError
+    from benchmark.protocol import Fold
+    from benchmark.train import check_batches
+
+    trainer, cfg = _trainer(tmp_path, 8)
+    assert trainer.n_train == 18
+    sizes = {}
+    for size in (2, 8, 17, 18, 100):
+        trainer.batch_size = size
+        sizes[size] = [len(idx) for idx, _ in trainer.epoch_batches()]
+    assert sizes == {2: [2] * 9, 8: [8, 8, 2], 17: [17], 18: [18], 100: [18]}
+    small = [Fold(0, 0, np.arange(2), np.arange(2, 4), np.arange(4, 6))]
+    check_batches(_with_batch_size(cfg, 100), small)
+    with pytest.raises(UserError, match=r"train\.batch_size=1 .*allowed: an integer ≥ 2"):
+        check_batches(_with_batch_size(cfg, 1), small)
+    tiny = [Fold(0, 0, np.arange(3), np.arange(3, 5), np.arange(5, 7)), Fold(0, 1, np.array([5]), np.arange(2), np.arange(2, 5))]
+    with pytest.raises(UserError, match=r"repeat 0 fold 1 has 1 training image"):
+        check_batches(cfg, tiny)
+
+
+def _with_batch_size(cfg: dict, size: int) -> dict:
+    return cfg | {"train": cfg["train"] | {"batch_size": size}}
+
+
+def test_a_run_that_takes_no_training_step_is_recorded_failed_not_done(tmp_path, image_folder, monkeypatch, capsys):
+    from benchmark.train import Trainer
+
+    monkeypatch.setattr(Trainer, "epoch_batches", lambda self, steps=None: [])
+    experiment = write_config(tmp_path / "exp.yaml", image_folder, methods=["ce"])
+    assert main(["run", str(experiment), "--quiet", "--only", "fold=0"]) == 0
+    assert "0 trained, 1 failed" in capsys.readouterr().out
+    table = load_results(experiment.parent / "out")
+    assert table["status"].tolist() == ["failed"]
+    assert "no training batch" in table.loc[0, "error"]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,8 @@ from PIL import Image
 from benchmark.data import synthetic
 from benchmark.data.synthetic import CLASSES, class_counts, ensure_synthetic, generate, render
 from benchmark.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -254,3 +262,59 @@ def test_mean_colour_does_not_separate_normal_from_defective(tmp_path):
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     score = cross_val_score(model, np.array(features), np.array(labels), cv=folds, scoring="balanced_accuracy").mean()
     assert score < 0.7
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes in /proc")
+def test_kill_9_of_data_synthetic_takes_its_workers_along_and_publishes_no_half_dataset(tmp_path):
+    out = tmp_path / "syn"
+    argv = [sys.executable, "-m", "benchmark", "data", "synthetic", "--out", str(out), "--n", "100000", "--size", "32",
+            "--workers", "2"]
+    parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        assert _wait_for(lambda: len(_children(parent.pid)) == 2 and any(tmp_path.glob(".syn.tmp-*/*/*.png")), 60)
+        workers = _children(parent.pid)
+        parent.kill()
+        parent.wait()
+        assert _wait_for(lambda: not any(_alive(pid) for pid in workers), 5), "workers outlived their parent"
+    finally:
+        parent.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not out.exists()
+    assert len(list(tmp_path.glob(".syn.tmp-*"))) == 1  # the killed run's staging folder, unpublished
+    with synthetic._staging(out) as busy:  # another generator's staging folder, in use: kept
+        generate(out, n=10, size=16, workers=1)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["syn", busy.name])
+    assert [p.name for p in tmp_path.iterdir()] == ["syn"]
+    assert len(_pngs(out)) == 10

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -102,3 +105,19 @@ def test_data_montage_bad_paths_exit_2(tmp_path):
     assert main(["data", "montage", "--per-class", "0", "--out", str(out)]) == 2
     assert main(["data", "montage", "--tile", "4", "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_data_synthetic_on_a_full_disk_is_one_line_exit_1_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from benchmark.data import synthetic
+
+    def full(array, path):
+        path.write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(synthetic, "_save_png", full)
+    assert main(["data", "synthetic", "--out", str(tmp_path / "syn"), "--n", "10", "--size", "16"]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert ".png: No space left on device (ENOSPC)" in errors[0]
+    assert list(tmp_path.iterdir()) == []

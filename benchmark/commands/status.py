@@ -18,9 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchmark.runner import open_sweep
+    from benchmark.store import warn_damaged
 
     cfg = load_config(args.config, args.overrides)
     sweep = open_sweep(cfg, decode_images=False)
+    for path, problem in sweep.store.damaged():
+        warn_damaged(path, problem)
     status = {run.run_id: sweep.status_of(run) for run in sweep.runs}
     owners = {run.run_id: sweep.store.lease_owner(run.run_id) for run in sweep.runs if status[run.run_id] == "pending"}
     status.update({run_id: "running" for run_id, owner in owners.items() if owner is not None})
@@ -28,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{cfg['name']}: {len(sweep.runs)} runs: {counts['done']} done, {counts['failed']} failed, "
           f"{counts['running']} running, {counts['pending']} pending  ({cfg['run']['output']})")
     planned = {run.run_id for run in sweep.runs}
-    superseded = [r for r in sweep.store.records() if r.get("run_id") not in planned]
+    superseded = [r for r in sweep.store.records(quiet=True) if r.get("run_id") not in planned]
     if superseded:
         print(f"  {len(superseded)} superseded record(s) of an earlier config stay on disk, left out of the tables")
     for run in sweep.runs:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from tqdm import tqdm
 from benchmark.data.folders import FileList
 from benchmark.data.images import load_rgb, resize_square
 from benchmark.errors import UserError
+from benchmark.store import atomic_path, atomic_write_text
 
 
 @dataclass
@@ -42,11 +41,9 @@ def _decode_all(files: FileList, size: int, policy: str, via: int | None) -> tup
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as handle:
+    """np.save via a temp file that is renamed into place, or removed when the write fails (a full disk)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    os.replace(tmp, path)
 
 
 def decode(
@@ -88,10 +85,7 @@ def decode(
         images = np.ascontiguousarray(images[keep])
         if cached:
             _atomic_save(cached, images)
-            fd, tmp = tempfile.mkstemp(dir=meta_path.parent, suffix=".json.tmp")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps({"bad": bad, "n": int(keep.sum())}))
-            os.replace(tmp, meta_path)
+            atomic_write_text(meta_path, json.dumps({"bad": bad, "n": int(keep.sum())}))
     if bad:
         listed = "; ".join(f"{files.files[i]} ({reason})" for i, reason in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""

@@ -11,7 +11,9 @@ gives the class away.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import glob
 import io
 import json
 import math
@@ -29,6 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from benchmark.errors import UserError
+from benchmark.lifetime import die_with_parent
 
 CLASSES: tuple[str, ...] = ("normal", "excessive_solder", "insufficient_solder", "shifted_component", "short")
 REAL_DEFECT_COUNTS: dict[str, int] = {
@@ -388,7 +391,12 @@ def _render_chunk(folder: Path, seed: int, size: int, jobs: list[tuple[str, int]
     """Render and save a list of (class, index) images; returns how many. Runs in a worker process or here."""
     for cls, i in jobs:
         rng = _image_rng(seed, cls, i)
-        _save_png(render(rng, cls, size, _severity(rng, cls)), folder / cls / f"{cls}_{i}.png")
+        path = folder / cls / f"{cls}_{i}.png"
+        try:
+            _save_png(render(rng, cls, size, _severity(rng, cls)), path)
+        except OSError as exc:  # a full disk fails a write(), which names no file
+            exc.filename = exc.filename or str(path)
+            raise
     return len(jobs)
 
 
@@ -406,7 +414,8 @@ def _write_images(folder: Path, params: dict, progress: bool, n_workers: int) ->
     """Write every image under folder/<class>/, then the marker file.
 
     The images are rendered in chunks, spread over `n_workers` processes (each image has its own random stream,
-    so the bytes do not depend on the number of workers or the order the chunks finish in).
+    so the bytes do not depend on the number of workers or the order the chunks finish in). The workers die with
+    this process, kill -9 included.
     """
     jobs = [(cls, i) for cls in CLASSES for i in range(params["counts"][cls])]
     for cls in CLASSES:
@@ -420,7 +429,7 @@ def _write_images(folder: Path, params: dict, progress: bool, n_workers: int) ->
                 bar.update(_render_chunk(folder, params["seed"], params["size"], chunk))
         else:
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=die_with_parent) as pool:
                 futures = [pool.submit(_render_chunk, folder, params["seed"], params["size"], c) for c in chunks]
                 try:
                     for future in as_completed(futures):
@@ -453,28 +462,69 @@ def _other_data(folder: Path, advice: str) -> UserError:
 
 @contextlib.contextmanager
 def _staging(target: Path) -> Iterator[Path]:
-    """A new folder beside `target` to write a dataset into, removed afterwards unless it was moved into place."""
+    """A new folder beside `target` to write a dataset into, removed afterwards unless it was moved into place.
+
+    It is flock'ed while in use (its worker processes inherit the lock), so staging folders of killed generators,
+    which nobody holds, are told apart and removed first. It is made under another name and renamed once locked, so
+    no other generator ever sees it unlocked.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    os.chmod(tmp, 0o755)
+    _remove_abandoned(target)
+    made = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        yield tmp
+        _lock_folder(fd)
+        tmp = made.with_name(f".{target.name}.tmp-{made.name.rsplit('-', 1)[1]}")
+        os.rename(made, tmp)
+        os.chmod(tmp, 0o755)
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(made, ignore_errors=True)
+        os.close(fd)
+
+
+def _lock_folder(fd: int, blocking: bool = True) -> bool:
+    """flock an open folder: False when another process holds it or the file system has no locks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the staging folders beside `target` that no live process holds (a killed generator's)."""
+    for folder in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            if _lock_folder(fd, blocking=False):
+                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _install(tmp: Path, target: Path) -> None:
-    """Move a finished dataset into place; an older synthetic dataset there is replaced, other data never."""
+    """Move a finished dataset into place; an older synthetic dataset there is replaced, other data never (and the
+    older one is put back when the new one cannot take its place)."""
     try:
         os.replace(tmp, target)
         return
     except OSError:
         if not (target.is_dir() and _replaceable(target)):
             raise _other_data(target, "move it away") from None
-    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-    os.replace(target, trash / target.name)
-    os.replace(tmp, target)
-    shutil.rmtree(trash, ignore_errors=True)
+    with _staging(target) as trash:
+        os.replace(target, trash / target.name)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            os.replace(trash / target.name, target)
+            raise
 
 
 def generate(

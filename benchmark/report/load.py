@@ -64,11 +64,11 @@ def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_config(output_dir: Path) -> tuple[dict, str]:
-    """The resolved config (empty when absent) and its text."""
+    """The resolved config (empty when absent or damaged) and its text."""
     path = output_dir / "config.resolved.yaml"
     if not path.is_file():
         return {}, ""
-    text = path.read_text()
+    text = path.read_text(errors="replace")
     try:
         config = yaml.safe_load(text) or {}
     except yaml.YAMLError:
