@@ -22,7 +22,7 @@ import methods
 from benchmark.config import public
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
-from benchmark.plan import plan_runs, select
+from benchmark.plan import check_only, plan_runs, select
 from benchmark.protocol import save_folds
 from benchmark.store import Store, atomic_write_csv, atomic_write_text, crash_point
 from benchmark.train import RunSpec, resolve_device, train_run
@@ -86,12 +86,25 @@ def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
     return Sweep(cfg, store, prepared, runs)
 
 
-def check_sweep(sweep: Sweep) -> torch.device | None:
-    """What open_sweep cannot see: the device, each weights file against its backbone, Ray being installed.
+def check_image_size(sweep: Sweep) -> None:
+    """data.image_size is at least each registered backbone's minimum (timm: backbones declare none)."""
+    size = sweep.cfg["data"]["image_size"]
+    for name in dict.fromkeys(run.backbone for run in sweep.runs):
+        minimum = methods.backbone_info(name)["min_image_size"]
+        if minimum is not None and size < minimum:
+            raise UserError(f"{sweep.cfg['_file']}: data.image_size: {size} is too small for backbone {name!r}, "
+                            f"which needs at least {minimum}; raise data.image_size or drop the backbone")
+
+
+def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
+    """What open_sweep cannot see: --only matching nothing, image size against each backbone, each weights file
+    against its backbone, the device, Ray being installed.
 
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg["_file"]
+    check_only(sweep.runs, only or {})
+    check_image_size(sweep)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:
@@ -235,7 +248,7 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
     """
     wall = time.perf_counter()
     sweep = open_sweep(cfg)
-    device = check_sweep(sweep)
+    device = check_sweep(sweep, only)
     with contextlib.ExitStack() as session:
         if device is None:
             from benchmark.executors.ray_executor import ray_session

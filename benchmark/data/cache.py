@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from benchmark.data.folders import FileList
 from benchmark.data.images import load_rgb, resize_square
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 
 
 @dataclass
@@ -74,12 +74,13 @@ def decode(
         images, bad = _decode_all(files, size, policy, via)
     if bad and len(bad) == len(files.files):
         i, reason = bad[0]
-        raise UserError(f"no readable image in {files.root}: all {len(bad)} file(s) failed to decode, "
-                        f"first: {files.files[i]} ({reason}); expected image files (PNG, JPEG, TIFF, BMP, ...)")
+        raise UserError(f"no readable image in {safe_name(files.root)}: all {len(bad)} file(s) failed to decode, "
+                        f"first: {safe_name(files.files[i])} ({safe_name(reason)}); expected image files (PNG, JPEG, "
+                        "TIFF, BMP, ...)")
     if bad and on_bad_file == "error":
         i, reason = bad[0]
         raise UserError(
-            f"{len(bad)} unreadable image file(s), first: {files.files[i]} ({reason}); "
+            f"{len(bad)} unreadable image file(s), first: {safe_name(files.files[i])} ({safe_name(reason)}); "
             "set data.on_bad_file: skip to skip them with a warning"
         )
     keep = np.ones(len(files.files), dtype=bool)
@@ -93,7 +94,7 @@ def decode(
                 handle.write(json.dumps({"bad": bad, "n": int(keep.sum())}))
             os.replace(tmp, meta_path)
     if bad:
-        listed = "; ".join(f"{files.files[i]} ({reason})" for i, reason in bad[:20])
+        listed = "; ".join(f"{safe_name(files.files[i])} ({safe_name(reason)})" for i, reason in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
         print(f"warning: skipped {len(bad)} unreadable file(s): {listed}{more}", file=sys.stderr)
     kept_files = files.subset(keep)
