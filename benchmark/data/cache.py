@@ -49,6 +49,17 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _check_every_class_readable(files: FileList, keep: np.ndarray, bad: list[tuple[int, str]]) -> None:
+    """A class whose every file fails to decode would vanish from the task: refused before anything is written."""
+    kept = np.bincount(files.labels[keep], minlength=len(files.class_names))
+    for label, (name, count) in enumerate(zip(files.class_names, kept)):
+        if count == 0:
+            i, reason = next((i, reason) for i, reason in bad if files.labels[i] == label)
+            raise UserError(f"class {name!r} has no readable image: all its file(s) failed to decode, first: "
+                            f"{safe_name(files.files[i])} ({safe_name(reason)}); add images or leave the class out "
+                            "(data.classes)")
+
+
 def decode(
     files: FileList,
     size: int,
@@ -85,6 +96,7 @@ def decode(
         )
     keep = np.ones(len(files.files), dtype=bool)
     keep[[i for i, _ in bad]] = False
+    _check_every_class_readable(files, keep, bad)
     if not from_cache:
         images = np.ascontiguousarray(images[keep])
         if cached:
