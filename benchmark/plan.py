@@ -9,7 +9,7 @@ from pathlib import Path
 
 import methods
 from benchmark.data.digests import file_digest
-from benchmark.errors import UserError, did_you_mean, safe_name
+from benchmark.errors import UserError, brief, did_you_mean, safe_name
 from benchmark.train import RunSpec
 
 # Keys that do not change what a run computes; they stay out of the run id.
@@ -57,12 +57,12 @@ def check_backbone(name: str, where: str, index: int) -> None:
 
         if not timm.is_model(name[5:]):
             close = did_you_mean(name[5:], timm.list_models())
-            raise UserError(f"{where}: backbones[{index}]: unknown timm architecture {name[5:]!r}{close}")
+            raise UserError(f"{where}: backbones[{index}]: unknown timm architecture {brief(name[5:])}{close}")
         return
     known = methods.list_backbones()
     if name not in known:
         raise UserError(
-            f"{where}: backbones[{index}]: unknown backbone {name!r}{did_you_mean(name, known)}; "
+            f"{where}: backbones[{index}]: unknown backbone {brief(name)}{did_you_mean(name, known)}; "
             f"registered: {', '.join(known)} (or any timm architecture as timm:NAME)"
         )
 

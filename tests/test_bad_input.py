@@ -232,6 +232,10 @@ CASES = {
     "huge experiment file": (_raw("name: t\n" + BASE + "#" * 80 + "\n" * 20_000 + "#" * (1 << 20) + "\n"),
                              ["exp.yaml", "bytes", "at most 1048576"]),
     "huge value echoed": (_edit(name=["x" * 5000]), ["name", "expected a string", "xxx", "cut"]),
+    "huge method parameter echoed": (_edit(methods=[{"name": "alpha_js", "alpha": "h" * 5000}]),
+                                     ["methods[0]", "alpha", "hhh...hhh"]),
+    "huge method name echoed": (_edit(methods=["m" * 5000]), ["methods[0]", "unknown method", "mmm...mmm"]),
+    "huge backbone name echoed": (_edit(backbones=["b" * 5000]), ["backbones[0]", "unknown backbone", "bbb...bbb"]),
     # values that pass the schema and then crash inside scikit-learn, NumPy or torch
     "lr infinite": (_edit(train__optimizer__lr=float("inf")), ["train.optimizer.lr", "finite", "inf"]),
     "weight decay nan": (_edit(train__optimizer__weight_decay=float("nan")),
