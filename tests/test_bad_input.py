@@ -218,7 +218,7 @@ CASES = {
     "split: a class only in test": (_split_edit({**SPLIT, "test": {"normal": 3, "defective": 3, "weird": 2}}),
                                     ["test", "class folder(s) weird", "train/ lacks", "data.classes"]),
     "class folder name not UTF-8": (_edit(data__root=_data_with({"normal": 6, "defective": 6}, _non_utf8_class)),
-                                    ["folder name", "bad\\udcff", "not valid UTF-8"]),
+                                    ["class folder name", "bad\\udcff", "not valid UTF-8"]),
     "two class folders are one folder": (_edit(data__root=_data_with({"normal": 6, "defective": 6}, _linked_class)),
                                          ["class folders", "copy", "normal", "are the same folder"]),
     # YAML that loads but is ambiguous or hostile
@@ -435,3 +435,14 @@ def test_file_names_with_a_newline_neither_crash_nor_forge_a_line(tmp_path, caps
     assert not [line for line in (printed.out + printed.err).splitlines() if line.startswith("error")]
     assert "junk\\nerror: forged.png" in printed.out
     assert not [line for line in (out / "audit.md").read_text().splitlines() if line.startswith("error")]
+
+
+def test_cuda_index_beyond_the_machines_devices_is_one_line(tmp_path, image_folder, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    experiment = write_config(tmp_path / "exp.yaml", image_folder, methods=["ce"], train=FAST,
+                              run={"output": str(tmp_path / "out"), "device": "cuda:2"})
+    assert main(["run", str(experiment), "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "run.device 'cuda:2'" in line and "2 CUDA device(s) (cuda:0..cuda:1)" in line, line
+    assert not (tmp_path / "out").exists()

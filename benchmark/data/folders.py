@@ -118,12 +118,9 @@ def _list(folder: Path, where: str) -> _Listing:
 
 
 def _subfolders(folder: Path, where: str, ignored: list[tuple[Path, str]]) -> list[str]:
-    """The sub-folders of `folder` (regular files beside them are not data); a class folder name must be UTF-8."""
+    """The sub-folders of `folder` (regular files beside them are not data)."""
     listing = _list(folder, where)
     ignored += listing.unusable
-    for name in listing.folders:
-        if not _is_utf8(name):
-            raise UserError(f"{where}: folder name {safe_name(folder / name)} is not valid UTF-8; rename the folder")
     return listing.folders
 
 
@@ -133,6 +130,9 @@ def _class_mapping(root: Path, classes: dict[str, list[str]] | None, where: str,
     if classes is None:
         if not available:
             raise UserError(f"{where}: no class sub-folders in {safe_name(root)}; expected one folder per class")
+        for name in available:
+            if not _is_utf8(name):
+                raise UserError(f"{where}: class folder name {safe_name(root / name)} is not valid UTF-8; rename it")
         if len(available) < 2:
             raise UserError(f"{where}: only one class folder ({safe_name(available[0])}) in {safe_name(root)}; "
                             "a classification task needs at least two (one folder per class)")
@@ -177,8 +177,9 @@ def _collect(root: Path, mapping: dict[str, list[str]], where: str,
     return files, labels, sources
 
 
-def _is_empty(folder: Path) -> bool:
-    return not any(not e.name.startswith(".") for e in os.scandir(folder))
+def _is_empty(folder: Path, where: str) -> bool:
+    listing = _list(folder, where)
+    return not (listing.files or listing.folders or listing.unusable)
 
 
 def _split_parts(root: Path, where: str, ignored: list[tuple[Path, str]]) -> dict[str, Path]:
@@ -190,7 +191,7 @@ def _split_parts(root: Path, where: str, ignored: list[tuple[Path, str]]) -> dic
         if not found:
             raise UserError(f"{where}: layout 'split' needs a {'/'.join(names)} folder in {safe_name(root)}; "
                             f"found: {', '.join(present) or 'none'}")
-        filled = [n for n in found if not _is_empty(root / n)]
+        filled = [n for n in found if not _is_empty(root / n, where)]
         if len(filled) > 1:
             raise UserError(f"{where}: layout 'split': {' and '.join(f'{n}/' for n in filled)} in {safe_name(root)} "
                             f"both hold files; which is the {part} part is ambiguous: keep one")
