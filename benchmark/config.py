@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from benchmark.errors import UserError
-from benchmark.schema import Field, Section, at_least, open_interval, positive, validate
+from benchmark.errors import ECHO_LIMIT, UserError, brief, safe_name
+from benchmark.schema import Field, Section, at_least, int_range, open_interval, positive, validate
 
 AUGMENTATIONS = ("hflip", "vflip", "rot90")
 SELECT_BY = ("val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last")
@@ -30,8 +30,13 @@ def _workers_check(value: int | str) -> str | None:
     return "allowed: an integer ≥ 1 or 'auto'"
 
 
-def _int_list(value: list) -> str | None:
-    return None if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "must be a non-empty list of integers"
+SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
+
+
+def _seed_list(value: list) -> str | None:
+    if value and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX for v in value):
+        return None
+    return f"must be a non-empty list of integers in 0..{SEED_MAX}"
 
 
 def _regex_check(value: str) -> str | None:
@@ -63,9 +68,15 @@ def _backbones_check(value: list) -> str | None:
 
 
 def _classes_check(value: dict) -> str | None:
+    owner: dict[str, object] = {}
     for label, folders in value.items():
         if not isinstance(folders, list) or not folders or not all(isinstance(f, str) for f in folders):
-            return f"class {label!r} must map to a non-empty list of folder names"
+            return f"class {brief(label)} must map to a non-empty list of folder names"
+        for folder in folders:
+            if folder in owner:
+                other = "twice in the same class" if owner[folder] == label else f"in two classes, {brief(owner[folder])} and"
+                return f"folder {brief(folder)} is listed {other} {brief(label)}; each folder may belong to one class"
+            owner[folder] = label
     return None if len(value) >= 2 else "needs at least two classes"
 
 
@@ -93,7 +104,7 @@ SCHEMA = Section(
                 "synthetic": Section(
                     {
                         "n": Field((int,), default=1000, check=at_least(10)),
-                        "seed": Field((int,), default=0),
+                        "seed": Field((int,), default=0, check=int_range(0, SEED_MAX)),
                         "size": Field((int,), default=64, check=at_least(16)),
                         "normal_fraction": Field((float,), default=0.8, check=open_interval(0, 1)),
                     }
@@ -110,7 +121,7 @@ SCHEMA = Section(
                                   doc="regex on file names (first group = group id), or 'duplicates'"),
                 "val_fraction": Field((float,), default=0.15, check=open_interval(0, 1)),
                 "select_by": Field((str,), default="val_f1", choices=SELECT_BY),
-                "seed": Field((int,), default=42),
+                "seed": Field((int,), default=42, check=int_range(0, SEED_MAX)),
             }
         ),
         "train": Section(
@@ -150,7 +161,7 @@ SCHEMA = Section(
         ),
         "methods": Field((list,), required=True, check=_methods_check),
         "backbones": Field((list,), required=True, check=_backbones_check),
-        "seeds": Field((list,), default=[0], check=_int_list),
+        "seeds": Field((list,), default=[0], check=_seed_list),
         "run": Section(
             {
                 "executor": Field((str,), default="local", choices=("local", "ray")),
@@ -172,8 +183,82 @@ SCHEMA = Section(
 )
 
 
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class RefusedYaml(yaml.MarkedYAMLError):
+    """YAML that parses but is ambiguous (a key given twice) or hostile (aliases that expand without bound)."""
+
+
+def _key_text(loader: yaml.SafeLoader, key_node: yaml.Node) -> object:
+    key = loader.construct_object(key_node, deep=True)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _check_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    """A key given twice in one mapping (merge keys `<<` excepted): the last one would silently win."""
+    first: dict[object, yaml.Node] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
+        key = _key_text(loader, key_node)
+        if key is None:
+            continue
+        if key in first:
+            raise RefusedYaml(None, None, f"key {brief(key)} is given twice (first at line "
+                              f"{first[key].start_mark.line + 1}); keep one", key_node.start_mark)
+        first[key] = key_node
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds once every alias is expanded (memoised: linear in the written nodes)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+            node.value if isinstance(node, yaml.SequenceNode) else [])
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_YAML_VALUES + 1)
+            continue
+        if id(node) in open_nodes:
+            raise RefusedYaml(None, None, "an alias refers to a value that contains it (a recursive alias)",
+                              node.start_mark)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise RefusedYaml(None, None, "an alias refers to a value that contains it (a recursive alias)",
+                                  child.start_mark)
+            stack.append((child, False))
+    return sizes[id(root)]
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads 1e-4 (no dot) as a number, as YAML 1.2 and every user expects."""
+    """SafeLoader that also reads 1e-4 (no dot) as a number, as YAML 1.2 and every user expects; refuses a key given
+    twice and aliases that expand to more than MAX_YAML_VALUES values ("billion laughs")."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if node is not None and _expanded_size(node) > MAX_YAML_VALUES:
+            raise RefusedYaml(None, None, f"aliases (*name) expand the document to more than {MAX_YAML_VALUES} "
+                              "values; write the values out", node.start_mark)
+        return node
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -184,18 +269,23 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML text (a RecursionError from absurd nesting becomes a YAMLError)."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("values nested too deeply") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`train.epochs=10` -> (['train', 'epochs'], 10); the value is read as YAML."""
     if "=" not in text:
-        raise UserError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.epochs=10")
+        raise UserError(f"--set {brief(text)}: expected KEY.PATH=VALUE, e.g. train.epochs=10")
     key, raw = text.split("=", 1)
     try:
         value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"--set {brief(text)}: value is not valid YAML ({problem})") from None
     return key.strip().split("."), value
 
 
@@ -209,22 +299,33 @@ def apply_overrides(raw: dict, overrides: list[str], where: str) -> dict:
             if child is None:
                 child = node[key] = {}
             if not isinstance(child, dict):
-                raise UserError(f"{where}: --set {text}: {key} is not a mapping")
+                raise UserError(f"{where}: --set {brief(text)}: {safe_name(key, ECHO_LIMIT)} is not a mapping")
             node = child
         node[keys[-1]] = value
     return out
 
 
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, RefusedYaml):
+        return f"{path}: {at}: {problem}"
+    return f"{path}: malformed YAML{' at ' + at if at else ''}: {problem}"
+
+
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise UserError(f"{path}: {size} bytes; an experiment file may hold at most {MAX_YAML_BYTES} bytes")
     try:
         raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: malformed YAML{at}: {problem}") from None
+        raise UserError(_yaml_problem(path, exc)) from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the experiment file as UTF-8") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     return raw
@@ -248,6 +349,32 @@ def resolve_data_root(root: str, config_dir: Path, where: str) -> Path | str:
     )
 
 
+def _check_protocol_seed(protocol: dict, where: str) -> None:
+    """k-fold seeds its splitters with seed + repeat and its validation splits with (seed + repeat) * 1000 + fold:
+    every one must be a NumPy seed."""
+    if protocol["kind"] != "kfold":
+        return
+    highest = (SEED_MAX - (protocol["folds"] - 1)) // 1000 - (protocol["repeats"] - 1)
+    if protocol["seed"] > highest:
+        raise UserError(
+            f"{where}: protocol.seed: must be in 0..{max(highest, 0)} with protocol.folds={protocol['folds']} and "
+            f"protocol.repeats={protocol['repeats']} (the validation splits are seeded with (seed + repeat) * 1000 + "
+            f"fold, which must stay within NumPy's 0..{SEED_MAX}), got {protocol['seed']}"
+        )
+
+
+def _check_output_outside_data(cfg: dict, where: str) -> None:
+    """An output folder inside the data folder would be scanned as data by the next run."""
+    if cfg["data"]["root"] == "synthetic":
+        return
+    data, output = Path(cfg["data"]["root"]).resolve(), Path(cfg["run"]["output"]).expanduser().resolve()
+    if output == data or data in output.parents:
+        raise UserError(
+            f"{where}: run.output: {safe_name(output)} is inside data.root {safe_name(data)}; its files would be read "
+            "as images next time. Set run.output to a folder outside the data folder"
+        )
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """Read, override, validate; returns the resolved config with `_file` and `_dir` keys added."""
     path = Path(path)
@@ -258,9 +385,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise UserError(f"{where}: data.resize.via: policy 'via' needs a resolution, e.g. via: 24")
     if cfg["protocol"]["kind"] == "fixed" and cfg["data"]["layout"] != "split":
         raise UserError(f"{where}: protocol.kind: 'fixed' needs data.layout: split")
+    _check_protocol_seed(cfg["protocol"], where)
     cfg["data"]["root"] = str(resolve_data_root(cfg["data"]["root"], path.parent.resolve(), where))
     if cfg["run"]["output"] is None:
         cfg["run"]["output"] = f"runs/{cfg['name']}"
+    _check_output_outside_data(cfg, where)
     cfg["_file"] = str(path)
     cfg["_dir"] = str(path.parent.resolve())
     return cfg

@@ -10,7 +10,7 @@ import numpy as np
 from benchmark.data.cache import decode
 from benchmark.data.digests import cache_root
 from benchmark.data.folders import FileList, scan
-from benchmark.errors import UserError
+from benchmark.errors import UserError, brief
 from benchmark.protocol import Fold, ProtocolSpec, folds_fingerprint, make_folds
 
 
@@ -50,7 +50,7 @@ def positive_index(cfg: dict, class_names: list[str]) -> int:
     if positive is None:
         return 1 if len(class_names) >= 2 else 0
     if positive not in class_names:
-        raise UserError(f"{cfg['_file']}: data.positive: {positive!r} is not a class; classes: {', '.join(class_names)}")
+        raise UserError(f"{cfg['_file']}: data.positive: {brief(positive)} is not a class; classes: {', '.join(class_names)}")
     return class_names.index(positive)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import methods
 from benchmark.data.digests import file_digest
-from benchmark.errors import UserError, did_you_mean
+from benchmark.errors import UserError, brief, did_you_mean, safe_name
 from benchmark.train import RunSpec
 
 # Keys that do not change what a run computes; they stay out of the run id.
@@ -57,12 +57,12 @@ def check_backbone(name: str, where: str, index: int) -> None:
 
         if not timm.is_model(name[5:]):
             close = did_you_mean(name[5:], timm.list_models())
-            raise UserError(f"{where}: backbones[{index}]: unknown timm architecture {name[5:]!r}{close}")
+            raise UserError(f"{where}: backbones[{index}]: unknown timm architecture {brief(name[5:])}{close}")
         return
     known = methods.list_backbones()
     if name not in known:
         raise UserError(
-            f"{where}: backbones[{index}]: unknown backbone {name!r}{did_you_mean(name, known)}; "
+            f"{where}: backbones[{index}]: unknown backbone {brief(name)}{did_you_mean(name, known)}; "
             f"registered: {', '.join(known)} (or any timm architecture as timm:NAME)"
         )
 
@@ -135,3 +135,16 @@ def parse_only(terms: list[str]) -> dict[str, set[str]]:
 
 def select(runs: list[RunSpec], filters: dict[str, set[str]]) -> list[RunSpec]:
     return [r for r in runs if all(str(getattr(r, key)) in values for key, values in filters.items())]
+
+
+def check_only(runs: list[RunSpec], filters: dict[str, set[str]]) -> None:
+    """Every --only value matches some run, and all of them together match at least one: else a UserError."""
+    for key, values in filters.items():
+        existing = sorted({str(getattr(r, key)) for r in runs}, key=lambda v: (len(v), v))
+        unknown = sorted(values - set(existing))
+        if unknown:
+            shown = ", ".join(existing[:20]) + (f" and {len(existing) - 20} more" if len(existing) > 20 else "")
+            raise UserError(f"--only {key}={','.join(safe_name(v, 40) for v in unknown)}: matches no run; {key} values: {shown or 'none'}")
+    if filters and not select(runs, filters):
+        terms = " ".join(f"{k}={','.join(sorted(v))}" for k, v in filters.items())
+        raise UserError(f"--only {terms}: each matches runs, but no run matches all of them")

@@ -88,32 +88,88 @@ def _carve_val(idx: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, s
     return np.sort(tr), np.sort(va)
 
 
-def make_folds(files: FileList, spec: ProtocolSpec) -> list[Fold]:
-    """All (repeat, fold) splits of the experiment; disjoint train/val/test within each fold."""
-    labels = files.labels
-    if spec.kind == "fixed":
-        if files.split is None:
-            raise UserError("protocol.kind 'fixed' needs data.layout: split (train/ validation/ test/ folders)")
-        split = np.asarray(files.split)
-        return [Fold(0, 0, *(np.flatnonzero(split == part) for part in ("train", "val", "test")))]
-    if spec.kind != "kfold":
-        raise UserError(f"protocol.kind {spec.kind!r} is not allowed; allowed: kfold, fixed")
-    counts = np.bincount(labels, minlength=len(files.class_names))
+def _settings(spec: ProtocolSpec) -> str:
+    grouped = f", protocol.group_by={spec.group_by!r}" if spec.group_by else ""
+    return f"protocol.folds={spec.folds}, protocol.val_fraction={spec.val_fraction}{grouped}"
+
+
+def _check_counts(files: FileList, spec: ProtocolSpec, groups: np.ndarray | None) -> None:
+    """Before splitting: every class has images, enough for stratified folds; enough groups for the folds."""
+    counts = np.bincount(files.labels, minlength=len(files.class_names))
     for name, count in zip(files.class_names, counts):
+        if count == 0:
+            raise UserError(f"class {name!r} has no readable image; add images or leave the class out (data.classes)")
         if spec.stratify and count < spec.folds:
             raise UserError(
                 f"class {name!r} has {count} image(s), fewer than protocol.folds={spec.folds}; "
                 "lower protocol.folds or add images"
             )
+    if groups is not None and len(np.unique(groups)) < spec.folds:
+        raise UserError(
+            f"protocol.group_by {spec.group_by!r} makes {len(np.unique(groups))} group(s) of the {len(groups)} files, "
+            f"fewer than protocol.folds={spec.folds}; lower protocol.folds or use a regex that tells more groups apart"
+        )
+
+
+def _cannot_split(spec: ProtocolSpec, repeat: int, fold: int | None, exc: ValueError) -> UserError:
+    where = f"repeat {repeat}" + ("" if fold is None else f", fold {fold}")
+    what = "the folds" if fold is None else "its validation part"
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UserError(f"{_settings(spec)}: cannot make {what} ({where}): {reason}; lower protocol.folds, change "
+                     "protocol.val_fraction or add images")
+
+
+def check_folds(files: FileList, folds: list[Fold], spec: ProtocolSpec) -> None:
+    """Every part (train, validation, test) of every fold holds every class: otherwise a class is never learnt,
+    never selected for, or never tested, and the numbers mean something else than they say."""
+    n_classes = len(files.class_names)
+    for fold in folds:
+        for part in ("train", "val", "test"):
+            present = np.bincount(files.labels[getattr(fold, part)], minlength=n_classes) > 0
+            if present.all():
+                continue
+            name = files.class_names[int(np.flatnonzero(~present)[0])]
+            part_name = {"train": "training", "val": "validation", "test": "test"}[part]
+            if spec.kind == "fixed":
+                raise UserError(f"data.layout split: the {part_name} part has no readable image of class {name!r}; "
+                                "every part needs every class")
+            raise UserError(
+                f"{_settings(spec)}: repeat {fold.repeat}, fold {fold.fold} gets no {part_name} image of class "
+                f"{name!r}; lower protocol.folds, raise protocol.val_fraction, "
+                f"{'' if spec.stratify else 'turn on protocol.stratify, '}or add images"
+            )
+
+
+def make_folds(files: FileList, spec: ProtocolSpec) -> list[Fold]:
+    """All (repeat, fold) splits of the experiment; disjoint train/val/test within each fold, each with every class."""
+    labels = files.labels
+    if spec.kind == "fixed":
+        if files.split is None:
+            raise UserError("protocol.kind 'fixed' needs data.layout: split (train/ validation/ test/ folders)")
+        split = np.asarray(files.split)
+        folds = [Fold(0, 0, *(np.flatnonzero(split == part) for part in ("train", "val", "test")))]
+        check_folds(files, folds, spec)
+        return folds
+    if spec.kind != "kfold":
+        raise UserError(f"protocol.kind {spec.kind!r} is not allowed; allowed: kfold, fixed")
     groups = groups_from_names(files, spec.group_by) if spec.group_by else None
+    _check_counts(files, spec, groups)
     folds = []
     all_idx = np.arange(len(labels))
     for repeat in range(spec.repeats):
         seed = spec.seed + repeat
         splitter = _outer_splitter(spec, seed, groups is not None)
-        for k, (train_val, test) in enumerate(splitter.split(all_idx, labels, groups)):
-            train, val = _carve_val(train_val, labels, groups, spec, seed * 1000 + k)
+        try:
+            outer = list(splitter.split(all_idx, labels, groups))
+        except ValueError as exc:
+            raise _cannot_split(spec, repeat, None, exc) from None
+        for k, (train_val, test) in enumerate(outer):
+            try:
+                train, val = _carve_val(train_val, labels, groups, spec, seed * 1000 + k)
+            except ValueError as exc:
+                raise _cannot_split(spec, repeat, k, exc) from None
             folds.append(Fold(repeat, k, np.sort(train), np.sort(val), np.sort(test)))
+    check_folds(files, folds, spec)
     return folds
 
 

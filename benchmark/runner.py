@@ -14,19 +14,32 @@ from benchmark.config import public
 from benchmark.errors import UserError
 from benchmark.execution import execute_run  # noqa: F401 - re-exported for callers of the runner
 from benchmark.executors import Executor, make_executor
-from benchmark.plan import select
+from benchmark.plan import check_only, select
 from benchmark.protocol import save_folds
 from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
 from benchmark.train import RunSpec, check_batches, resolve_device
 
 
-def check_sweep(sweep: Sweep) -> torch.device | None:
-    """What open_sweep cannot see: the device, each weights file against its backbone, Ray being installed.
+def check_image_size(sweep: Sweep) -> None:
+    """data.image_size is at least each registered backbone's minimum (timm: backbones declare none)."""
+    size = sweep.cfg["data"]["image_size"]
+    for name in dict.fromkeys(run.backbone for run in sweep.runs):
+        minimum = methods.backbone_info(name)["min_image_size"]
+        if minimum is not None and size < minimum:
+            raise UserError(f"{sweep.cfg['_file']}: data.image_size: {size} is too small for backbone {name!r}, "
+                            f"which needs at least {minimum}; raise data.image_size or drop the backbone")
+
+
+def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
+    """What open_sweep cannot see: --only matching nothing, image size against each backbone, each weights file
+    against its backbone, the device, Ray being installed.
 
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg["_file"]
+    check_only(sweep.runs, only or {})
+    check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
     checked = set()
     for run in sweep.runs:
@@ -75,7 +88,7 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
     """
     wall = time.perf_counter()
     sweep = open_sweep(cfg)
-    executor = make_executor(cfg, check_sweep(sweep))
+    executor = make_executor(cfg, check_sweep(sweep, only))
     with executor.session():
         counts = _run_pending(sweep, select(sweep.runs, only or {}), executor, retry_failed, show_progress)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.errors import UserError, did_you_mean
+from benchmark.errors import ECHO_LIMIT, UserError, brief, did_you_mean, safe_name
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
 
@@ -54,13 +55,14 @@ def validate(value: Any, spec: Field | Section, where: str, path: str) -> Any:
         if value is None and spec.nullable:
             return None
         if not isinstance(value, dict):
-            raise UserError(f"{where}: {path or 'top level'}: expected a mapping, got {value!r}")
+            raise UserError(f"{where}: {path or 'top level'}: expected a mapping, got {brief(value)}")
         out = {}
         for key in value:
             if key not in spec.fields:
                 allowed = ", ".join(spec.fields)
                 raise UserError(
-                    f"{where}: unknown key {_join(path, str(key))}{did_you_mean(key, list(spec.fields))}; allowed: {allowed}"
+                    f"{where}: unknown key {_join(path, safe_name(key, ECHO_LIMIT))}{did_you_mean(key, list(spec.fields))}; "
+                    f"allowed: {allowed}"
                 )
         for key, sub in spec.fields.items():
             sub_path = _join(path, key)
@@ -78,19 +80,22 @@ def validate(value: Any, spec: Field | Section, where: str, path: str) -> Any:
             return None
         raise UserError(f"{where}: {path}: must not be null; expected {spec.describe()}")
     if not _is_type(value, spec.types):
-        raise UserError(f"{where}: {path}: expected {spec.describe()}, got {value!r}")
+        raise UserError(f"{where}: {path}: expected {spec.describe()}, got {brief(value)}")
     if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: {path}: must be a finite number, got {value!r}")
     if spec.choices is not None:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if item not in spec.choices:
                 allowed = ", ".join(map(str, spec.choices))
-                raise UserError(f"{where}: {path}: {item!r} is not allowed{did_you_mean(item, list(map(str, spec.choices)))}; allowed: {allowed}")
+                raise UserError(f"{where}: {path}: {brief(item)} is not allowed"
+                                f"{did_you_mean(item, list(map(str, spec.choices)))}; allowed: {allowed}")
     if spec.check is not None:
         problem = spec.check(value)
         if problem:
-            raise UserError(f"{where}: {path}: {problem}, got {value!r}")
+            raise UserError(f"{where}: {path}: {problem}, got {brief(value)}")
     return value
 
 
@@ -108,3 +113,7 @@ def open_interval(low: float, high: float) -> Callable[[Any], str | None]:
 
 def positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
+
+
+def int_range(low: int, high: int) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"must be in {low}..{high}"

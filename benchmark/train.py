@@ -75,6 +75,11 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"run.device {name!r} asked for, but CUDA is not available here; use auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise RuntimeError(f"run.device {name!r} asked for, but this machine has {torch.cuda.device_count()} CUDA "
+                           f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1}); use auto, cuda or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"run.device {name!r} asked for, but MPS (Apple GPU) is not available here; use auto or cpu")
     return device
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from benchmark.errors import UserError, unknown_name_hint
+from benchmark.errors import UserError, brief, unknown_name_hint
 from methods.adapters import TimmTokenBackbone, needs_token_adapter
 from methods.weights import load_weights
 
@@ -85,7 +85,7 @@ def _timm_arch(name: str) -> str:
 
 def _spec(name: str) -> BackboneSpec:
     if name not in _BACKBONES:
-        raise UserError(f"unknown backbone '{name}'; {unknown_name_hint(name, _BACKBONES)} "
+        raise UserError(f"unknown backbone {brief(name)}; {unknown_name_hint(name, _BACKBONES)} "
                         "(any timm architecture works as 'timm:<name>')")
     return _BACKBONES[name]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from benchmark.errors import UserError, unknown_name_hint
+from benchmark.errors import UserError, brief, unknown_name_hint
 from methods.base import Method
 
 _SCALARS = (float, int, bool, str, type(None))
@@ -70,7 +70,7 @@ class Param:
                     return float(value)
             elif option is str and isinstance(value, str):
                 return value
-        raise TypeError(f"parameter '{self.name}' must be {self.type_name}, got {type(value).__name__} {value!r}")
+        raise TypeError(f"parameter '{self.name}' must be {self.type_name}, got {type(value).__name__} {brief(value)}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def register_method(name: str):
 
 def _spec(name: str) -> MethodSpec:
     if name not in _METHODS:
-        raise UserError(f"unknown method '{name}'; {unknown_name_hint(name, _METHODS)}")
+        raise UserError(f"unknown method {brief(name)}; {unknown_name_hint(name, _METHODS)}")
     return _METHODS[name]
 
 

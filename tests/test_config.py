@@ -93,3 +93,63 @@ def test_exponent_without_dot_is_a_number(tmp_path, image_folder):
     path.write_text(path.read_text().replace("lr: 0.01", "lr: 5e-3"))
     assert load_config(path)["train"]["optimizer"]["lr"] == 0.005
     assert load_config(path, ["train.optimizer.lr=2E-4"])["train"]["optimizer"]["lr"] == 0.0002
+
+
+def _float_keys(section, path: str = "") -> list[str]:
+    from benchmark.schema import Field
+
+    keys = []
+    for key, spec in section.fields.items():
+        dotted = f"{path}.{key}" if path else key
+        if isinstance(spec, Field):
+            keys += [dotted] if float in spec.types else []
+        else:
+            keys += _float_keys(spec, dotted)
+    return keys
+
+
+def _one_error_line(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e999"])
+def test_every_float_key_refuses_non_finite_numbers(tmp_path, image_folder, capsys, value):
+    from benchmark.config import SCHEMA
+
+    path = write_config(tmp_path / "e.yaml", image_folder, run={"output": str(tmp_path / "out"), "device": "cpu"})
+    keys = _float_keys(SCHEMA)
+    assert {"train.optimizer.lr", "train.scheduler.gamma", "run.ray.num_gpus_per_run"} <= set(keys)
+    for key in keys:
+        line = _one_error_line(["run", str(path), "--set", f"{key}={value}"], capsys)
+        assert key in line and "must be a finite number" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_seeds_are_numpy_seeds(tmp_path, image_folder, capsys):
+    path = write_config(tmp_path / "e.yaml", image_folder, run={"output": str(tmp_path / "out"), "device": "cpu"})
+    for override, words in [("data.synthetic.seed=-3", ["data.synthetic.seed", "0..4294967295"]),
+                            ("protocol.seed=4294967295", ["protocol.seed", "0..4294967 ", "protocol.folds=3"]),
+                            ("seeds=[1, 4294967296]", ["seeds", "0..4294967295"])]:
+        line = _one_error_line(["run", str(path), "--set", override], capsys)
+        assert all(word in line for word in words), line
+    cfg = load_config(path, ["protocol.seed=4294967", "seeds=[0, 4294967295]", "data.synthetic.seed=4294967295"])
+    assert cfg["protocol"]["seed"] == 4294967 and cfg["seeds"] == [0, 4294967295]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_key_given_twice_in_a_set_value_is_refused(tmp_path, image_folder, capsys):
+    path = write_config(tmp_path / "e.yaml", image_folder, run={"output": str(tmp_path / "out"), "device": "cpu"})
+    line = _one_error_line(["run", str(path), "--set", "train={epochs: 1, epochs: 2}"], capsys)
+    assert "--set" in line and "key 'epochs' is given twice" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_keys_are_not_duplicates(tmp_path, image_folder):
+    path = write_config(tmp_path / "e.yaml", image_folder)
+    text = path.read_text().replace("train:\n", "fast: &fast {epochs: 1, batch_size: 8}\ntrain:\n  <<: *fast\n", 1)
+    path.write_text(text.replace("fast: &fast", "x-fast: &fast"))
+    with pytest.raises(UserError, match="unknown key x-fast"):
+        load_config(path)

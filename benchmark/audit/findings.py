@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmark.audit.shortcuts import FEATURE_SETS, WARN_BALANCED
+from benchmark.errors import safe_name
 
 WARNING, CAUTION, INFO = "warning", "caution", "info"
 ORDER = {WARNING: 0, CAUTION: 1, INFO: 2}
@@ -172,7 +173,7 @@ def _inventory_findings(inventory: dict) -> list[dict]:
     out = []
     bad = inventory["unreadable"]
     if bad:
-        listed = "; ".join(f"{b['file']} ({b['reason']})" for b in bad[:5])
+        listed = "; ".join(f"{safe_name(b['file'])} ({safe_name(b['reason'])})" for b in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         out.append(
             _finding(WARNING, "unreadable", f"{len(bad)} file(s) cannot be read as images: {listed}{more}.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmark.audit.findings import CAUTION, WARNING, set_severity
+from benchmark.errors import safe_name
 
 LABELS = {"warning": "Warning", "caution": "Caution", "info": "Note"}
 MAX_EXAMPLES = 5
@@ -79,8 +80,9 @@ def _duplicates_md(dup: dict, class_names: list[str]) -> list[str]:
         for name in class_names
     ]
     lines += _table(["class", "redundant exact copies", "near pairs", "files with a duplicate"], rows)
-    examples = [f"- `{', '.join(g['files'])}`" for g in exact["list"][:MAX_EXAMPLES]]
-    examples += [f"- `{p['a']}` ~ `{p['b']}` (distance {p['distance']})" for p in near["list"][:MAX_EXAMPLES]]
+    examples = [f"- `{', '.join(map(safe_name, g['files']))}`" for g in exact["list"][:MAX_EXAMPLES]]
+    examples += [f"- `{safe_name(p['a'])}` ~ `{safe_name(p['b'])}` (distance {p['distance']})"
+                 for p in near["list"][:MAX_EXAMPLES]]
     if examples:
         lines += ["Examples (all are listed in audit.json):", "", *examples, ""]
     return lines
@@ -171,7 +173,7 @@ def render_markdown(result: dict) -> str:
     ]
     bad = result["inventory"]["unreadable"]
     if bad:
-        lines += ["### Unreadable files", "", *(f"- `{b['file']}`: {b['reason']}" for b in bad), ""]
+        lines += ["### Unreadable files", "", *(f"- `{safe_name(b['file'])}`: {safe_name(b['reason'])}" for b in bad), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -179,7 +181,7 @@ def render_summary(result: dict) -> str:
     """A short plain-text summary for the terminal."""
     inv = result["inventory"]
     counts = ", ".join(f"{c['name']} {c['count']}" for c in inv["classes"])
-    lines = [f"Data audit of {result['dataset']['root']}: {inv['n_files']} files ({counts})", _settings_line(result), ""]
+    lines = [f"Data audit of {safe_name(result['dataset']['root'])}: {inv['n_files']} files ({counts})", _settings_line(result), ""]
     task = result["shortcuts"]["tasks"][0]
     if task["sets"]:
         lines.append(f"Shortcut check, predicting {task['title']} "

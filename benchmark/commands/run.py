@@ -25,13 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchmark.plan import parse_only, select
+    from benchmark.plan import check_only, parse_only, select
     from benchmark.runner import open_sweep, run_sweep
 
     cfg = load_config(args.config, args.overrides)
     only = parse_only(args.only)
     if args.dry_run:
         sweep = open_sweep(cfg, decode_images=False)
+        check_only(sweep.runs, only)
         runs = select(sweep.runs, only)
         for run in runs:
             params = ", ".join(f"{k}={v}" for k, v in run.method_params.items())

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from benchmark.data.folders import FileList
 from benchmark.data.images import load_rgb, resize_square
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 from benchmark.store import atomic_path, atomic_write_text
 
 
@@ -46,6 +46,17 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
+def _check_every_class_readable(files: FileList, keep: np.ndarray, bad: list[tuple[int, str]]) -> None:
+    """A class whose every file fails to decode would vanish from the task: refused before anything is written."""
+    kept = np.bincount(files.labels[keep], minlength=len(files.class_names))
+    for label, (name, count) in enumerate(zip(files.class_names, kept)):
+        if count == 0:
+            i, reason = next((i, reason) for i, reason in bad if files.labels[i] == label)
+            raise UserError(f"class {name!r} has no readable image: all its file(s) failed to decode, first: "
+                            f"{safe_name(files.files[i])} ({safe_name(reason)}); add images or leave the class out "
+                            "(data.classes)")
+
+
 def decode(
     files: FileList,
     size: int,
@@ -71,23 +82,25 @@ def decode(
         images, bad = _decode_all(files, size, policy, via)
     if bad and len(bad) == len(files.files):
         i, reason = bad[0]
-        raise UserError(f"no readable image in {files.root}: all {len(bad)} file(s) failed to decode, "
-                        f"first: {files.files[i]} ({reason}); expected image files (PNG, JPEG, TIFF, BMP, ...)")
+        raise UserError(f"no readable image in {safe_name(files.root)}: all {len(bad)} file(s) failed to decode, "
+                        f"first: {safe_name(files.files[i])} ({safe_name(reason)}); expected image files (PNG, JPEG, "
+                        "TIFF, BMP, ...)")
     if bad and on_bad_file == "error":
         i, reason = bad[0]
         raise UserError(
-            f"{len(bad)} unreadable image file(s), first: {files.files[i]} ({reason}); "
+            f"{len(bad)} unreadable image file(s), first: {safe_name(files.files[i])} ({safe_name(reason)}); "
             "set data.on_bad_file: skip to skip them with a warning"
         )
     keep = np.ones(len(files.files), dtype=bool)
     keep[[i for i, _ in bad]] = False
+    _check_every_class_readable(files, keep, bad)
     if not from_cache:
         images = np.ascontiguousarray(images[keep])
         if cached:
             _atomic_save(cached, images)
             atomic_write_text(meta_path, json.dumps({"bad": bad, "n": int(keep.sum())}))
     if bad:
-        listed = "; ".join(f"{files.files[i]} ({reason})" for i, reason in bad[:20])
+        listed = "; ".join(f"{safe_name(files.files[i])} ({safe_name(reason)})" for i, reason in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
         print(f"warning: skipped {len(bad)} unreadable file(s): {listed}{more}", file=sys.stderr)
     kept_files = files.subset(keep)
