@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.train import FoldData, RunSpec, Trainer, synchronize
+from benchmark.plan import RunSpec
+from benchmark.train import FoldData, Trainer, synchronize
 
 PROBE_STEPS = 8
 WARMUP_STEPS = 2

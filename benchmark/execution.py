@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import torch
 
+from benchmark.plan import RunSpec
 from benchmark.store import atomic_write_csv, atomic_write_text, crash_point
 from benchmark.sweep import Sweep
-from benchmark.train import RunSpec, train_run
+from benchmark.train import train_run
 
 
 def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:

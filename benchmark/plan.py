@@ -5,12 +5,29 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import methods
 from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, brief, did_you_mean, safe_name
-from benchmark.train import RunSpec
+
+
+@dataclass
+class RunSpec:
+    """One cell of the sweep (its id hashes `resolved`): a method with fixed parameters, a backbone, a fold and a seed."""
+
+    run_id: str
+    experiment: str
+    method: str
+    method_params: dict
+    backbone: str
+    weights: str | None
+    repeat: int
+    fold: int
+    seed: int
+    resolved: dict = field(default_factory=dict, repr=False)
+
 
 # Keys that do not change what a run computes; they stay out of the run id.
 NON_SEMANTIC = {

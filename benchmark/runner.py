@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
@@ -14,11 +15,11 @@ from benchmark.config import public
 from benchmark.errors import UserError
 from benchmark.execution import execute_run  # noqa: F401 - re-exported for callers of the runner
 from benchmark.executors import Executor, make_executor
-from benchmark.plan import check_only, select
+from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
 from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
-from benchmark.train import RunSpec, check_batches, resolve_device
+from benchmark.train import check_batches, resolve_device
 
 
 def check_image_size(sweep: Sweep) -> None:
@@ -31,6 +32,17 @@ def check_image_size(sweep: Sweep) -> None:
                             f"which needs at least {minimum}; raise data.image_size or drop the backbone")
 
 
+def check_methods(sweep: Sweep) -> None:
+    """Each method setting against the task (e.g. alpha_js variant='reference' needs two classes)."""
+    classes = len(sweep.prepared.class_names)
+    points = {(run.method, json.dumps(run.method_params, sort_keys=True)): run for run in sweep.runs}
+    for run in points.values():
+        try:
+            methods.build(run.method, **run.method_params).check_task(classes)
+        except UserError as exc:
+            raise UserError(f"{sweep.cfg['_file']}: methods: {exc}") from None
+
+
 def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     """What open_sweep cannot see: --only matching nothing, image size against each backbone, each weights file
     against its backbone, the device, Ray being installed.
@@ -41,6 +53,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     check_only(sweep.runs, only or {})
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
+    check_methods(sweep)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:

@@ -13,9 +13,8 @@ import torch
 import methods
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
-from benchmark.plan import plan_runs
+from benchmark.plan import RunSpec, plan_runs
 from benchmark.store import Store
-from benchmark.train import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

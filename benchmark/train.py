@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import methods
 from benchmark.dataset import Prepared
 from benchmark.errors import UserError
 from benchmark.metrics import classification_metrics
+from benchmark.plan import RunSpec
 from benchmark.protocol import Fold
 from benchmark.store import DAMAGE_EFFECT, atomic_path, atomic_write_csv, crash_point, set_aside, warn
 
@@ -36,22 +37,6 @@ MAXIMIZE = {"val_f1": True, "val_accuracy": True, "val_macro_f1": True, "val_los
 
 class RunFailed(Exception):
     """A run that cannot finish (NaN loss, ...): recorded as failed, the sweep goes on."""
-
-
-@dataclass
-class RunSpec:
-    """One cell of the sweep: a method with fixed parameters, a backbone, a fold and a seed."""
-
-    run_id: str
-    experiment: str
-    method: str
-    method_params: dict
-    backbone: str
-    weights: str | None
-    repeat: int
-    fold: int
-    seed: int
-    resolved: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass

@@ -63,7 +63,7 @@ class AlphaJS(Method):
         self.beta = beta
         self.variant = variant
 
-    def _check_classes(self, num_classes: int) -> None:
+    def check_task(self, num_classes: int) -> None:
         if self.variant == "reference" and num_classes != 2:
             raise UserError(
                 f"method 'alpha_js': variant='reference' reproduces the published two-class script and needs "
@@ -71,10 +71,10 @@ class AlphaJS(Method):
             )
 
     def wrap_model(self, model: nn.Module, num_classes: int) -> nn.Module:
-        self._check_classes(num_classes)
+        self.check_task(num_classes)
         return model
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        self._check_classes(logits.shape[-1])
+        self.check_task(logits.shape[-1])
         divergence = skew_js_to_uniform if self.variant == "correct" else reference_skew_js
         return F.cross_entropy(logits, targets) + self.beta * divergence(logits, self.alpha).mean()

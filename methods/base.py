@@ -21,6 +21,9 @@ class Method(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward(logits, targets)")
 
+    def check_task(self, num_classes: int) -> None:
+        """Raise a `UserError` if this method cannot train a task with `num_classes` classes (checked before any run)."""
+
     def wrap_model(self, model: nn.Module, num_classes: int) -> nn.Module:
         """Return the model this method trains; the backbone unchanged unless a method overrides it."""
         return model

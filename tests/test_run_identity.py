@@ -113,3 +113,26 @@ def test_each_record_holds_the_resolved_config_its_run_id_hashes(tmp_path, image
     assert resolved["train"]["optimizer"]["lr"] == 1e-2 and resolved["method"] == "ce"
     digest = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert digest == record["run_id"]
+
+
+def test_a_method_that_cannot_train_the_task_is_refused_before_any_folder(tmp_path, capsys):
+    from tests.conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", {"a": 9, "b": 9, "c": 9})
+    path = write_config(tmp_path / "exp.yaml", data, data={"root": str(data), "image_size": 16, "positive": None},
+                        methods=["ce", {"name": "alpha_js", "variant": "reference"}])
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "methods" in err[0] and "variant='reference'" in err[0] and "got 3" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_owns_run_specs_and_does_not_import_training():
+    import ast
+    from pathlib import Path
+
+    import benchmark.plan
+
+    tree = ast.parse(Path(benchmark.plan.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "benchmark.train" not in imported and hasattr(benchmark.plan, "RunSpec")

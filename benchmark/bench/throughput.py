@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from benchmark.bench.setup import BenchData
 from benchmark.errors import UserError
-from benchmark.train import FoldData, RunSpec, Trainer, synchronize
+from benchmark.plan import RunSpec
+from benchmark.train import FoldData, Trainer, synchronize
 
 MIN_ROUNDS = 8  # timed blocks per path; the efficiency is the median of the per-block ratios
 

@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from benchmark.execution import execute_run
 from benchmark.lifetime import die_with_parent
+from benchmark.plan import RunSpec
 from benchmark.sweep import claim, open_sweep
-from benchmark.train import RunSpec
 
 WORKER_LOG_DIR = "logs"
 

@@ -24,9 +24,10 @@ import methods
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
 from benchmark.execution import make_record, save_result, train_and_record
+from benchmark.plan import RunSpec
 from benchmark.store import Store
 from benchmark.sweep import Sweep, claim
-from benchmark.train import RunSpec, resolve_device
+from benchmark.train import resolve_device
 
 HEARTBEAT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0

@@ -15,8 +15,9 @@ import methods
 from benchmark.config import load_config
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
+from benchmark.plan import RunSpec
 from benchmark.store import Store
-from benchmark.train import FoldData, RunSpec, build_model
+from benchmark.train import FoldData, build_model
 
 PARAM_SYMBOLS = {"alpha": "α", "beta": "β", "epsilon": "ε", "gamma": "γ", "lambda_": "λ"}
 
