@@ -61,3 +61,18 @@ def test_published_run_ids_are_the_current_plan(results, monkeypatch):
         assert set(on_disk) == set(table["run_id"])
         for row in table.itertuples():
             assert on_disk[row.run_id]["test_accuracy"] == pytest.approx(row.test_accuracy, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["solder-defects-cpu", "solder-binary-cpu"])
+def test_readme_shows_the_committed_real_data_result(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_result", REPO / "scripts" / "readme_result.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = REPO / "reports" / name
+    readme = (REPO / "README.md").read_text().splitlines()
+    expected = module.performance_rows(report) + module.pairwise_rows(report) + module.audit_rows(
+        REPO / "reports" / "records" / name)
+    missing = [line for line in expected if line not in readme]
+    assert not missing, f"README.md is stale for {name} (python scripts/readme_result.py reports/{name}): {missing[:3]}"
