@@ -6,12 +6,16 @@ from torch import Tensor, nn
 
 
 class TorchvisionBackbone(nn.Module):
-    """A torchvision classifier `net` plus `forward_features`: its named children run in order up to the last conv."""
+    """A torchvision classifier `net` plus `forward_features`: its named children run in order up to and including
+    `feature_layer` (the last conv stage, e.g. "layer4" of a ResNet)."""
 
-    def __init__(self, net: nn.Module, feature_layers: list[str], classifier: str, num_features: int):
+    def __init__(self, net: nn.Module, feature_layer: str, classifier: str, num_features: int):
         super().__init__()
+        children = [name for name, _ in net.named_children()]
+        if feature_layer not in children:
+            raise ValueError(f"{type(net).__name__} has no child module '{feature_layer}'; it has {children}")
         self.net = net
-        self.feature_layers = list(feature_layers)
+        self.feature_layers = children[: children.index(feature_layer) + 1]
         self.classifier = classifier
         self.num_features = num_features
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.errors import UserError
 from methods.base import Method, require
+from methods.errors import UserError
 from methods.objectives import entropy
 from methods.registry import register_method
 

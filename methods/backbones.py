@@ -12,13 +12,13 @@ transformers (token outputs) in `TimmTokenBackbone` (see `methods.adapters`); bo
 `.net`. Backbones are randomly initialised; nothing is ever downloaded. `weights=PATH` loads a local state dict.
 
 Registered names come from `@register_backbone` on a factory `f(num_classes: int, image_size: int) -> nn.Module`
-whose docstring's first line is the description. Any other timm architecture is available as `timm:<name>`.
+whose docstring's first line is the description; its `BackboneSpec` in `BACKBONES` holds all that is known about the
+backbone (minimum image size, feature and CAM layers). Any other timm architecture is available as `timm:<name>`.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +28,9 @@ from typing import Any
 import timm
 from torch import nn
 
-from benchmark.errors import UserError, brief, unknown_name_hint
 from methods.adapters import TimmTokenBackbone, needs_token_adapter
+from methods.errors import UserError
+from methods.registry_core import Registry
 from methods.weights import load_weights
 
 TIMM_PREFIX = "timm:"
@@ -38,7 +39,12 @@ Factory = Callable[[int, int], nn.Module]
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """A registered backbone factory and what `backbone_info` says about it."""
+    """A registered backbone: its factory, what `backbone_info` says about it, and its layers.
+
+    `feature_layer` and `cam_layer` are dotted module paths inside the built backbone: the module whose output is
+    `forward_features` (what bilinear pooling and the diversity analysis use) and the target layer of the class
+    activation maps. None where no single module fits (transformers: the CAM layer is then found from the model).
+    """
 
     name: str
     factory: Factory
@@ -46,32 +52,51 @@ class BackboneSpec:
     citation: str
     min_image_size: int
     notes: str
+    feature_layer: str | None = None
+    cam_layer: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"{self.factory.__module__}.{self.factory.__qualname__}"
 
 
-_BACKBONES: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry(
+    "backbone", builtins=("methods.zoo",), describe=lambda s: s.origin,
+    unknown_note=f" (any timm architecture works as '{TIMM_PREFIX}<name>')",
+)
 
 
-def register_backbone(name: str, *, citation: str = "", min_image_size: int = 32, notes: str = ""):
-    """Decorator: register a factory `f(num_classes, image_size) -> nn.Module` under `name`; returns it unchanged."""
+def register_backbone(name: str, *, citation: str = "", min_image_size: int = 32, notes: str = "",
+                      feature_layer: str | None = None, cam_layer: str | None = None):
+    """Decorator: register a factory `f(num_classes, image_size) -> nn.Module` under `name`; returns it unchanged.
+
+    `cam_layer` defaults to `feature_layer`. A taken name or one with the prefix `timm:` → `ValueError`.
+    """
 
     def decorator(factory: Factory) -> Factory:
         params = inspect.signature(factory).parameters
         if not {"num_classes", "image_size"} <= set(params):
             raise TypeError(f"backbone factory {factory.__qualname__} must take (num_classes, image_size)")
-        if name in _BACKBONES or name.startswith(TIMM_PREFIX):
-            raise ValueError(f"backbone '{name}' is already registered or uses the reserved prefix '{TIMM_PREFIX}'")
+        if name.startswith(TIMM_PREFIX):
+            raise ValueError(f"backbone '{name}' uses the reserved prefix '{TIMM_PREFIX}'")
         description = (factory.__doc__ or "").strip().splitlines()
-        _BACKBONES[name] = BackboneSpec(
-            name, factory, description[0].strip() if description else "", citation, min_image_size, notes
-        )
+        BACKBONES.register(name, BackboneSpec(
+            name, factory, description[0].strip() if description else "", citation, min_image_size, notes,
+            feature_layer, cam_layer if cam_layer is not None else feature_layer,
+        ))
         return factory
 
     return decorator
 
 
+def backbone_spec(name: str) -> BackboneSpec | None:
+    """The spec of registered backbone `name`; None for `timm:` names and names not registered."""
+    return BACKBONES.find(name)
+
+
 def list_backbones(pattern: str = "*") -> list[str]:
     """Sorted names of the registered backbones matching the fnmatch `pattern` (not the whole of timm)."""
-    return sorted(n for n in _BACKBONES if fnmatch.fnmatchcase(n, pattern))
+    return BACKBONES.names(pattern)
 
 
 def _timm_arch(name: str) -> str:
@@ -81,13 +106,6 @@ def _timm_arch(name: str) -> str:
         hint = f"did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else "see timm.list_models()"
         raise UserError(f"unknown timm architecture '{arch}' in backbone '{name}'; {hint}")
     return arch
-
-
-def _spec(name: str) -> BackboneSpec:
-    if name not in _BACKBONES:
-        raise UserError(f"unknown backbone {brief(name)}; {unknown_name_hint(name, _BACKBONES)} "
-                        "(any timm architecture works as 'timm:<name>')")
-    return _BACKBONES[name]
 
 
 def backbone_info(name: str) -> dict[str, Any]:
@@ -101,7 +119,7 @@ def backbone_info(name: str) -> dict[str, Any]:
             "min_image_size": None,
             "notes": "fixed-input-size models (ViT, Swin, ...) are built with img_size=image_size",
         }
-    spec = _spec(name)
+    spec = BACKBONES.get(name)
     return {
         "name": spec.name,
         "description": spec.description,
@@ -125,6 +143,17 @@ def _check_int(what: str, value: Any, low: int) -> None:
         raise UserError(f"{what} must be an integer >= {low}, got {value!r}")
 
 
+def _check_layers(model: nn.Module, spec: BackboneSpec) -> None:
+    """A registered layer path the built model lacks → `UserError` (a plugin's spec is checked like the contract)."""
+    for what, path in (("feature_layer", spec.feature_layer), ("cam_layer", spec.cam_layer)):
+        if path is None:
+            continue
+        try:
+            model.get_submodule(path)
+        except AttributeError:
+            raise UserError(f"backbone '{spec.name}' declares {what} '{path}', which the built model lacks") from None
+
+
 def build_backbone(name: str, num_classes: int, image_size: int, weights: str | Path | None = None) -> nn.Module:
     """Backbone `name` (registered, or `timm:<arch>`) for `num_classes` and square `image_size` inputs.
 
@@ -136,10 +165,11 @@ def build_backbone(name: str, num_classes: int, image_size: int, weights: str | 
     if name.startswith(TIMM_PREFIX):
         model = create_timm(_timm_arch(name), num_classes, image_size)
     else:
-        spec = _spec(name)
+        spec = BACKBONES.get(name)
         if image_size < spec.min_image_size:
             raise UserError(f"backbone '{name}' needs image_size >= {spec.min_image_size}, got {image_size}")
         model = spec.factory(num_classes=num_classes, image_size=image_size)
+        _check_layers(model, spec)
     missing = [a for a in ("forward_features", "num_features", "get_classifier") if not hasattr(model, a)]
     if missing:
         raise UserError(f"backbone '{name}' breaks the backbone contract: it lacks {', '.join(missing)}")
@@ -148,11 +178,5 @@ def build_backbone(name: str, num_classes: int, image_size: int, weights: str | 
     return model
 
 
-def snapshot() -> dict[str, BackboneSpec]:
-    """A copy of the registry (to roll back a plugin that fails half-way)."""
-    return dict(_BACKBONES)
-
-
-def restore(saved: dict[str, BackboneSpec]) -> None:
-    _BACKBONES.clear()
-    _BACKBONES.update(saved)
+snapshot = BACKBONES.snapshot
+restore = BACKBONES.restore

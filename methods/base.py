@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from benchmark.errors import UserError
+from methods.errors import UserError
 
 
 class Method(nn.Module):

@@ -8,8 +8,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from benchmark.errors import UserError
 from methods import backbones, registry
+from methods.errors import UserError
 
 _LOADED_FILES: dict[Path, str] = {}
 

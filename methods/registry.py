@@ -1,4 +1,4 @@
-"""The method registry: `register_method`, `build`, `list_methods`, `method_info` and generic parameter checking.
+"""The method registry `METHODS`: `register_method`, `build`, `list_methods`, `method_info`, parameter checking.
 
 A method's hyper-parameters are the keyword arguments of its class's `__init__`: each must have a type annotation
 and a default. Supported annotations: `float`, `int`, `bool`, `str`, `Literal[...]` and unions of these with `None`
@@ -8,7 +8,6 @@ from strings, floats must be finite); each method checks its own value ranges in
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import math
 import numbers
@@ -18,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from benchmark.errors import UserError, brief, unknown_name_hint
 from methods.base import Method
+from methods.errors import UserError, brief
+from methods.registry_core import Registry
 
 _SCALARS = (float, int, bool, str, type(None))
 
@@ -87,7 +87,14 @@ class MethodSpec:
         return ", ".join(p.describe() for p in self.params) or "none"
 
 
-_METHODS: dict[str, MethodSpec] = {}
+    @property
+    def origin(self) -> str:
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+
+
+METHODS: Registry[MethodSpec] = Registry(
+    "method", builtins=("methods.objectives", "methods.alpha_js", "methods.bilinear"), describe=lambda s: s.origin
+)
 
 
 def _alternatives(annotation: Any) -> tuple:
@@ -132,25 +139,16 @@ def register_method(name: str):
             raise TypeError(f"method class {cls.__qualname__} needs a class attribute `citation: str`")
         if not (cls.__doc__ or "").strip():
             raise TypeError(f"method class {cls.__qualname__} needs a docstring (its first line is the description)")
-        if name in _METHODS:
-            other = _METHODS[name].cls
-            raise ValueError(f"method '{name}' is already registered by {other.__module__}.{other.__qualname__}")
         description = cls.__doc__.strip().splitlines()[0].strip()
-        _METHODS[name] = MethodSpec(name, cls, _params_of(cls), description, cls.citation)
+        METHODS.register(name, MethodSpec(name, cls, _params_of(cls), description, cls.citation))
         return cls
 
     return decorator
 
 
-def _spec(name: str) -> MethodSpec:
-    if name not in _METHODS:
-        raise UserError(f"unknown method {brief(name)}; {unknown_name_hint(name, _METHODS)}")
-    return _METHODS[name]
-
-
 def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """All parameters of method `name`, defaults filled in, type-checked (ints become floats where a float is due)."""
-    spec = _spec(name)
+    spec = METHODS.get(name)
     given = dict(params or {})
     known = {p.name for p in spec.params}
     unknown = [key for key in given if key not in known]
@@ -173,21 +171,21 @@ def build(name: str, /, **params: Any) -> Method:
     """
     resolved = resolve_params(name, params)
     try:
-        method = _spec(name).cls(**resolved)
+        method = METHODS.get(name).cls(**resolved)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"method '{name}': {exc}; allowed: {_spec(name).allowed()}") from None
+        raise UserError(f"method '{name}': {exc}; allowed: {METHODS.get(name).allowed()}") from None
     method.hparams = resolved
     return method
 
 
 def list_methods(pattern: str = "*") -> list[str]:
     """Sorted names of the registered methods matching the fnmatch `pattern`."""
-    return sorted(n for n in _METHODS if fnmatch.fnmatchcase(n, pattern))
+    return METHODS.names(pattern)
 
 
 def method_info(name: str) -> dict[str, Any]:
     """`{name, params: {pname: (type_name, default)}, description, citation}` of a registered method."""
-    spec = _spec(name)
+    spec = METHODS.get(name)
     return {
         "name": spec.name,
         "params": {p.name: (p.type_name, p.default) for p in spec.params},
@@ -196,11 +194,5 @@ def method_info(name: str) -> dict[str, Any]:
     }
 
 
-def snapshot() -> dict[str, MethodSpec]:
-    """A copy of the registry (to roll back a plugin that fails half-way)."""
-    return dict(_METHODS)
-
-
-def restore(saved: dict[str, MethodSpec]) -> None:
-    _METHODS.clear()
-    _METHODS.update(saved)
+snapshot = METHODS.snapshot
+restore = METHODS.restore

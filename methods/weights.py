@@ -9,7 +9,7 @@ import torch
 from timm.models import load_state_dict
 from torch import nn
 
-from benchmark.errors import UserError
+from methods.errors import UserError
 
 
 def _first_line(exc: BaseException) -> str:

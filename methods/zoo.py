@@ -6,53 +6,57 @@ from torch import nn
 from torchvision import models as tv
 
 from methods.adapters import TinyCNN, TorchvisionBackbone
-from methods.backbones import create_timm, register_backbone
+from methods.backbones import backbone_spec, create_timm, register_backbone
 
 RESNET = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016"
-RESNET_LAYERS = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
-GOOGLENET_LAYERS = [
-    "conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3", "inception4a",
-    "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4", "inception5a", "inception5b",
-]
 TV_NOTES = "torchvision, random init; forward_features = last conv stage (stride 32), adaptive pooling before the head"
 
 
-@register_backbone("googlenet", min_image_size=32, notes=TV_NOTES + "; no auxiliary classifiers",
+def torchvision_backbone(name: str, net: nn.Module, classifier: str, num_features: int) -> TorchvisionBackbone:
+    """`net` with `forward_features` ending at backbone `name`'s registered `feature_layer` (a child of `.net`)."""
+    layer = backbone_spec(name).feature_layer
+    return TorchvisionBackbone(net, layer.removeprefix("net."), classifier, num_features)
+
+
+@register_backbone("googlenet", min_image_size=32, feature_layer="net.inception5b",
+                   notes=TV_NOTES + "; no auxiliary classifiers",
                    citation="Szegedy et al., Going Deeper with Convolutions, CVPR 2015")
 def googlenet(num_classes: int, image_size: int) -> nn.Module:
     """GoogLeNet / Inception v1 (torchvision, aux_logits off)."""
     net = tv.googlenet(weights=None, num_classes=num_classes, aux_logits=False, init_weights=True)
-    return TorchvisionBackbone(net, GOOGLENET_LAYERS, "fc", 1024)
+    return torchvision_backbone("googlenet", net, "fc", 1024)
 
 
-@register_backbone("resnet18", min_image_size=32, notes=TV_NOTES, citation=RESNET)
+@register_backbone("resnet18", min_image_size=32, feature_layer="net.layer4", notes=TV_NOTES, citation=RESNET)
 def resnet18(num_classes: int, image_size: int) -> nn.Module:
     """ResNet-18 (torchvision)."""
-    return TorchvisionBackbone(tv.resnet18(weights=None, num_classes=num_classes), RESNET_LAYERS, "fc", 512)
+    return torchvision_backbone("resnet18", tv.resnet18(weights=None, num_classes=num_classes), "fc", 512)
 
 
-@register_backbone("resnet50", min_image_size=32, notes=TV_NOTES, citation=RESNET)
+@register_backbone("resnet50", min_image_size=32, feature_layer="net.layer4", notes=TV_NOTES, citation=RESNET)
 def resnet50(num_classes: int, image_size: int) -> nn.Module:
     """ResNet-50 (torchvision)."""
-    return TorchvisionBackbone(tv.resnet50(weights=None, num_classes=num_classes), RESNET_LAYERS, "fc", 2048)
+    return torchvision_backbone("resnet50", tv.resnet50(weights=None, num_classes=num_classes), "fc", 2048)
 
 
-@register_backbone("vgg16", min_image_size=32, notes=TV_NOTES + "; 7x7 adaptive pool feeds the 4096-wide classifier",
+@register_backbone("vgg16", min_image_size=32, feature_layer="net.features", cam_layer="net.features.29",
+                   notes=TV_NOTES + "; 7x7 adaptive pool feeds the 4096-wide classifier",
                    citation="Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
                             "Recognition, ICLR 2015")
 def vgg16(num_classes: int, image_size: int) -> nn.Module:
     """VGG-16 without batch norm (torchvision)."""
-    return TorchvisionBackbone(tv.vgg16(weights=None, num_classes=num_classes), ["features"], "classifier.6", 512)
+    return torchvision_backbone("vgg16", tv.vgg16(weights=None, num_classes=num_classes), "classifier.6", 512)
 
 
-@register_backbone("seresnet18", min_image_size=32, notes="timm seresnet18",
+@register_backbone("seresnet18", min_image_size=32, feature_layer="layer4", notes="timm seresnet18",
                    citation="Hu, Shen and Sun, Squeeze-and-Excitation Networks, CVPR 2018")
 def seresnet18(num_classes: int, image_size: int) -> nn.Module:
     """ResNet-18 with squeeze-and-excitation channel attention (timm)."""
     return create_timm("seresnet18", num_classes, image_size)
 
 
-@register_backbone("ecaresnet26t", min_image_size=32, notes="timm ecaresnet26t (tiered 3-conv stem)",
+@register_backbone("ecaresnet26t", min_image_size=32, feature_layer="layer4",
+                   notes="timm ecaresnet26t (tiered 3-conv stem)",
                    citation="Wang et al., ECA-Net: Efficient Channel Attention for Deep Convolutional Neural "
                             "Networks, CVPR 2020")
 def ecaresnet26t(num_classes: int, image_size: int) -> nn.Module:
@@ -60,7 +64,7 @@ def ecaresnet26t(num_classes: int, image_size: int) -> nn.Module:
     return create_timm("ecaresnet26t", num_classes, image_size)
 
 
-@register_backbone("cbam_resnet18", min_image_size=32,
+@register_backbone("cbam_resnet18", min_image_size=32, feature_layer="layer4",
                    notes="timm resnet18 with block_args=dict(attn_layer='cbam'): timm's CBAM in every block",
                    citation="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018")
 def cbam_resnet18(num_classes: int, image_size: int) -> nn.Module:
@@ -89,14 +93,14 @@ def swin_tiny(num_classes: int, image_size: int) -> nn.Module:
     return create_timm("swin_tiny_patch4_window7_224", num_classes, image_size)
 
 
-@register_backbone("tiny_cnn", min_image_size=8, notes="about 6k parameters; for fast tests and quick experiments",
+@register_backbone("tiny_cnn", min_image_size=8, feature_layer="features", notes="about 6k parameters; for fast tests and quick experiments",
                    citation="this project (no paper)")
 def tiny_cnn(num_classes: int, image_size: int) -> nn.Module:
     """Three-layer CNN (8-16-32 channels) for fast tests."""
     return TinyCNN(num_classes)
 
 
-@register_backbone("small_cnn", min_image_size=8, notes="about 100k parameters; the quick experiment's backbone",
+@register_backbone("small_cnn", min_image_size=8, feature_layer="features", notes="about 100k parameters; the quick experiment's backbone",
                    citation="this project (no paper)")
 def small_cnn(num_classes: int, image_size: int) -> nn.Module:
     """Four-layer CNN (16-32-64-128 channels), small enough for CPU sweeps."""

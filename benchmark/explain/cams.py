@@ -15,6 +15,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 from torch import Tensor, nn
 
 from benchmark.errors import UserError
+from methods.backbones import backbone_spec
 
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,
@@ -34,19 +35,6 @@ CAM_TITLES = {
     "eigencam": "EigenCAM",
     "scorecam": "Score-CAM",
 }
-
-# Target layers of the registered CNN backbones, as paths inside the backbone module (the last conv stage).
-LAYER_RULES: dict[str, str] = {
-    "tiny_cnn": "features",
-    "resnet18": "net.layer4",
-    "resnet50": "net.layer4",
-    "vgg16": "net.features.29",
-    "googlenet": "net.inception5b",
-    "seresnet18": "layer4",
-    "ecaresnet26t": "layer4",
-    "cbam_resnet18": "layer4",
-}
-
 
 @dataclass(frozen=True)
 class CamTarget:
@@ -131,10 +119,12 @@ def _hooked_target(backbone: nn.Module, prefix: str, image_size: int) -> CamTarg
 
 
 def cam_target(model: nn.Module, backbone_name: str, image_size: int = 64) -> CamTarget:
-    """The layer whose activations and gradients make the maps: table rule, transformer rule, or hook fallback."""
+    """The layer whose activations and gradients make the maps: the registered backbone's `cam_layer` (rule
+    "table"), else the transformer rule, else the hook fallback (`timm:` names, backbones registered without one)."""
     backbone, prefix = backbone_of(model)
-    if backbone_name in LAYER_RULES:
-        path = prefix + LAYER_RULES[backbone_name]
+    spec = backbone_spec(backbone_name)
+    if spec is not None and spec.cam_layer is not None:
+        path = prefix + spec.cam_layer
         return CamTarget(model.get_submodule(path), path, "table")
     found = _transformer_target(backbone, prefix)
     return found if found is not None else _hooked_target(backbone, prefix, image_size)
