@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 REPORTS = sorted((REPO / "reports").glob("*/results.csv"))
 # A few ids pinned literally: a change to run identity (hashing, defaults, fingerprint) must be deliberate.
 PINNED = {
-    "quick": [],
+    "quick": ['4c5ac1821583', 'a3aecfff648f', '735e1d5b2902'],  # ce fold 0, alpha_js(0.1) fold 2, label_smoothing fold 4
 }
 
 
