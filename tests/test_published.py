@@ -75,4 +75,12 @@ def test_readme_shows_the_committed_real_data_result(name):
     expected = module.performance_rows(report) + module.pairwise_rows(report) + module.audit_rows(
         REPO / "reports" / "records" / name)
     missing = [line for line in expected if line not in readme]
+    assert expected, name
     assert not missing, f"README.md is stale for {name} (python scripts/readme_result.py reports/{name}): {missing[:3]}"
+
+
+def test_readme_shows_the_committed_quick_table():
+    rows = [line for line in (REPO / "reports" / "quick" / "tables" / "performance.md").read_text().splitlines()
+            if line.startswith("|")]
+    readme = (REPO / "README.md").read_text().splitlines()
+    assert rows and [line for line in rows if line not in readme] == []
