@@ -14,18 +14,10 @@ from scipy.stats import entropy
 
 import methods
 from benchmark.errors import UserError
-from methods import registry
 from methods.alpha_js import skew_js_to_uniform
 
 KS = (2, 5, 37)
 TOL = 1e-6
-
-
-@pytest.fixture
-def clean_registry():
-    saved = registry.snapshot()
-    yield
-    registry.restore(saved)
 
 
 def batch(k: int, n: int = 8, scale: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +122,7 @@ def test_boundary_values_are_accepted():
     methods.build("confidence_penalty", threshold=0.0)
 
 
-def test_register_returns_class_unchanged_and_rejects_duplicates(clean_registry):
+def test_register_returns_class_unchanged_and_rejects_duplicates(isolated_registries):
     class Extra(methods.Method):
         """An extra method."""
 
@@ -151,7 +143,7 @@ def test_register_returns_class_unchanged_and_rejects_duplicates(clean_registry)
         methods.register_method("ce")(Extra)
 
 
-def test_register_rejects_untyped_or_defaultless_params(clean_registry):
+def test_register_rejects_untyped_or_defaultless_params(isolated_registries):
     class NoDefault(methods.Method):
         """No default."""
 
