@@ -3,6 +3,7 @@ to every pending run's epochs, training and evaluation images, and divided among
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from benchmark.plan import RunSpec
 from benchmark.train import FoldData, Trainer, synchronize
 
 PROBE_STEPS = 8
-WARMUP_STEPS = 2
+WARMUP_STEPS = 1
+PROBE_BUDGET_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -44,17 +46,26 @@ def _timed(fn, device: torch.device) -> float:
 
 
 def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
-    """A few real training steps and one validation pass of `run`'s model on fold 0, at the experiment's settings."""
+    """A few real training steps and one evaluation batch of `run`'s model on fold 0, at the experiment's settings.
+
+    Warm-up steps first (kernel set-up), then up to PROBE_STEPS timed steps, fewer for a slow model once
+    PROBE_BUDGET_S is spent (at least two), so pricing a large sweep takes seconds per model, not minutes."""
+    fold = prepared.folds[0]
+    eval_images = cfg["train"]["eval_batch_size"]
+    fold = dataclasses.replace(fold, val=fold.val[:eval_images], test=fold.test[:eval_images])
     tick = time.perf_counter()
-    data = FoldData(prepared, prepared.folds[0], device, cfg["train"]["channels_last"])
+    data = FoldData(prepared, fold, device, cfg["train"]["channels_last"])
     trainer = Trainer(run, cfg, data, len(prepared.class_names))
     setup_s = time.perf_counter() - tick
     batches = trainer.epoch_batches(steps=WARMUP_STEPS + PROBE_STEPS)
     trainer.train_epoch(0, batches=batches[:WARMUP_STEPS])
-    timed = batches[WARMUP_STEPS:] or batches
-    step_s = _timed(lambda: trainer.train_epoch(0, batches=timed), device) / len(timed)
+    spent: list[float] = []
+    for batch in batches[WARMUP_STEPS:] or batches:
+        spent.append(_timed(lambda batch=batch: trainer.train_epoch(0, batches=[batch]), device))
+        if len(spent) >= 2 and sum(spent) > PROBE_BUDGET_S:
+            break
+    step_s = sum(spent) / len(spent)
     n_val = max(1, len(data.parts["val"][1]))
-    trainer.evaluate("val")
     eval_s = _timed(lambda: trainer.evaluate("val"), device) / n_val
     with tempfile.TemporaryDirectory() as folder:
         checkpoint_s = _timed(lambda: torch.save(trainer.state(), Path(folder) / "last.pt"), device)
