@@ -72,13 +72,17 @@ def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     return Probe(step_s, eval_s, checkpoint_s, setup_s)
 
 
-def _probe_key(run: RunSpec) -> tuple[str, str]:
-    """Runs whose models cost the same: one backbone, and the method only where it replaces or extends the model."""
+def _probe_key(run: RunSpec, num_classes: int) -> tuple[str, str]:
+    """Runs whose models cost the same: one backbone, and the method only where it replaces or extends the model
+    (its `wrap_model` returns another module than the one it is given)."""
     import methods
-    from methods.base import Method
 
-    method_cls = type(methods.build(run.method, **run.method_params))
-    return run.backbone, run.method if method_cls.wrap_model is not Method.wrap_model else ""
+    given = torch.nn.Identity()
+    try:
+        changes = methods.build(run.method, **run.method_params).wrap_model(given, num_classes) is not given
+    except Exception:  # noqa: BLE001 - a method that cannot wrap a bare module builds a model of its own
+        changes = True
+    return run.backbone, run.method if changes else ""
 
 
 def run_seconds(run: RunSpec, cfg: dict, prepared, cost: Probe) -> float:
@@ -100,7 +104,7 @@ def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.d
         todo = [run for run in pending if run.backbone == backbone]
         seconds = 0.0
         for run in todo:
-            key = _probe_key(run)
+            key = _probe_key(run, len(sweep.prepared.class_names))
             if key not in probes:
                 probes[key] = probe(run, cfg, sweep.prepared, device)
             seconds += run_seconds(run, cfg, sweep.prepared, probes[key])
