@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from benchmark.plan import RunSpec
-from benchmark.train import FoldData, Trainer, synchronize
+from benchmark.train import FoldData, Trainer, batch_starts, timed
 
 PROBE_STEPS = 8
 WARMUP_STEPS = 1
@@ -37,14 +37,6 @@ class BackboneCost:
     run_s: float  # sum over the pending runs, one after another on one worker
 
 
-def _timed(fn, device: torch.device) -> float:
-    synchronize(device)
-    tick = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - tick
-
-
 def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     """A few real training steps and one evaluation batch of `run`'s model on fold 0, at the experiment's settings.
 
@@ -61,14 +53,14 @@ def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     trainer.train_epoch(0, batches=batches[:WARMUP_STEPS])
     spent: list[float] = []
     for batch in batches[WARMUP_STEPS:] or batches:
-        spent.append(_timed(lambda batch=batch: trainer.train_epoch(0, batches=[batch]), device))
+        spent.append(timed(lambda batch=batch: trainer.train_epoch(0, batches=[batch]), device))
         if len(spent) >= 2 and sum(spent) > PROBE_BUDGET_S:
             break
     step_s = sum(spent) / len(spent)
     n_val = max(1, len(data.parts["val"][1]))
-    eval_s = _timed(lambda: trainer.evaluate("val"), device) / n_val
+    eval_s = timed(lambda: trainer.evaluate("val"), device) / n_val
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint_s = _timed(lambda: torch.save(trainer.state(), Path(folder) / "last.pt"), device)
+        checkpoint_s = timed(lambda: torch.save(trainer.state(), Path(folder) / "last.pt"), device)
     return Probe(step_s, eval_s, checkpoint_s, setup_s)
 
 
@@ -88,7 +80,7 @@ def _probe_key(run: RunSpec, num_classes: int) -> tuple[str, str]:
 def run_seconds(run: RunSpec, cfg: dict, prepared, cost: Probe) -> float:
     fold = next(f for f in prepared.folds if (f.repeat, f.fold) == (run.repeat, run.fold))
     batch = cfg["train"]["batch_size"]
-    steps = max(1, len(fold.train) // batch + (len(fold.train) % batch >= 2))
+    steps = max(1, len(batch_starts(len(fold.train), batch)))
     epoch = steps * cost.step_s + len(fold.val) * cost.eval_image_s + cost.checkpoint_s
     return cost.setup_s + cfg["train"]["epochs"] * epoch + len(fold.test) * cost.eval_image_s
 

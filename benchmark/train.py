@@ -68,6 +68,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def batch_starts(n: int, size: int) -> list[int]:
+    """Where an epoch's batches start: every `size` images, a last batch of one dropped (batch norm cannot train on it)."""
+    return [start for start in range(0, n, size) if min(size, n - start) >= 2]
+
+
 def check_batches(cfg: dict, folds: list[Fold]) -> None:
     """Refuse up front a sweep in which an epoch would have no training batch of 2 images or more: batch norm cannot
     train on one image, so a last batch of one is dropped, and an epoch of such batches would train nothing."""
@@ -261,6 +266,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds `fn` takes, with the device's queued work finished before and after."""
+    synchronize(device)
+    tick = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - tick
+
+
 class Trainer:
     """A run's model, objective, optimizer and fold data, with the steps `train_run` and `bench` share.
 
@@ -301,7 +315,7 @@ class Trainer:
         n, size = self.n_train, self.batch_size
         order = to_device(torch.randperm(n, generator=self.gen), self.device)
         draws = {k: to_device(v, self.device) for k, v in draw_augmentations(n, self.augment, self.gen).items()}
-        starts = [start for start in range(0, n, size) if min(size, n - start) >= 2][:steps]
+        starts = batch_starts(n, size)[:steps]
         return [(order[start : start + size], {k: v[start : start + size] for k, v in draws.items()}) for start in starts]
 
     def make_batch(self, idx: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

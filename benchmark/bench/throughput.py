@@ -7,7 +7,6 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
@@ -15,7 +14,7 @@ from tqdm import tqdm
 from benchmark.bench.setup import BenchData
 from benchmark.errors import UserError
 from benchmark.plan import RunSpec
-from benchmark.train import FoldData, Trainer, synchronize
+from benchmark.train import FoldData, Trainer, synchronize, timed
 
 MIN_ROUNDS = 8  # timed blocks per path; the efficiency is the median of the per-block ratios
 
@@ -26,14 +25,6 @@ def bench_trainer(bench: BenchData, device: torch.device, method: str = "ce") ->
     spec = RunSpec("bench", "bench", method, {}, cfg["backbones"][0], None, 0, 0, 0)
     data = FoldData(bench.prepared, bench.fold, device, cfg["train"]["channels_last"])
     return Trainer(spec, cfg, data, len(bench.prepared.class_names))
-
-
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    synchronize(device)
-    tick = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - tick
 
 
 def peak_memory(device: torch.device) -> dict:
@@ -76,9 +67,9 @@ def measure_training(trainer: Trainer, steps: int, warmup: int, show_progress: b
         batches = trainer.epoch_batches()
         synchronize(device)
         draw_s.append(time.perf_counter() - tick)
-        block_s = _timed(functools.partial(trainer.train_epoch, 0, batches=batches[:block]), device)
+        block_s = timed(functools.partial(trainer.train_epoch, 0, batches=batches[:block]), device)
         real_s.append((block_s + draw_s[-1] * block / len(batches)) / block)
-        ceiling_s.append(_timed(ceiling, device) / block)
+        ceiling_s.append(timed(ceiling, device) / block)
     real_step, ceiling_step = statistics.median(real_s), statistics.median(ceiling_s)
     return {
         "batch_size": batch,
@@ -98,7 +89,7 @@ def measure_evaluation(trainer: Trainer, repeats: int = 2) -> dict:
     """Images/s of `Trainer.evaluate` on the validation part (inference mode, eval batch size); median of repeats."""
     n = len(trainer.data.parts["val"][1])
     trainer.evaluate("val")
-    seconds = statistics.median(_timed(lambda: trainer.evaluate("val"), trainer.device) for _ in range(repeats))
+    seconds = statistics.median(timed(lambda: trainer.evaluate("val"), trainer.device) for _ in range(repeats))
     return {"eval_batch_size": trainer.eval_batch_size, "n_images": n, "seconds": seconds, "images_per_s": n / seconds}
 
 
