@@ -429,7 +429,8 @@ def _write_images(folder: Path, params: dict, progress: bool, n_workers: int) ->
                 bar.update(_render_chunk(folder, params["seed"], params["size"], chunk))
         else:
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=die_with_parent) as pool:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_render_chunk, folder, params["seed"], params["size"], c) for c in chunks]
                 try:
                     for future in as_completed(futures):

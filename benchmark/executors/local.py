@@ -55,22 +55,33 @@ class LocalExecutor:
         return run_serial(sweep, todo, self.device, retry_failed, show_progress)
 
 
+def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool,
+                  on_start=lambda run: None) -> dict | None:
+    """Claim `run`, train and record it, release it and rebuild the tables; None if another process has it."""
+    if not claim(sweep, run, retry_failed):
+        return None
+    on_start(run)
+    try:
+        record = execute_run(sweep, run, device, show_progress)
+    finally:
+        sweep.store.release(run.run_id)
+    sweep.store.rebuild_tables()
+    return record
+
+
 def run_serial(sweep, todo: list[RunSpec], device: torch.device, retry_failed: bool, show_progress: bool) -> dict:
     """Train `todo` one after another in this process."""
     counts = {"done": 0, "failed": 0, "busy": 0}
     bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
     for run in bar:
-        bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}")
-        if not claim(sweep, run, retry_failed):
-            counts["busy"] += 1
-            continue
-        try:
-            record = execute_run(sweep, run, device, show_progress)
-        finally:
-            sweep.store.release(run.run_id)
-        counts[record["status"]] += 1
-        sweep.store.rebuild_tables()
+        bar.set_postfix_str(_label(run))
+        record = train_if_free(sweep, run, device, retry_failed, show_progress)
+        counts["busy" if record is None else record["status"]] += 1
     return counts
+
+
+def _label(run: RunSpec) -> str:
+    return f"{run.method} {run.backbone} fold {run.fold}"
 
 
 def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int, retry_failed: bool,
@@ -83,7 +94,8 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = [
         ctx.Process(target=_worker, name=f"solderbench-worker-{i}", daemon=True,
-                    args=(sweep.cfg, ids, str(device), retry_failed, messages, str(log_dir / f"worker-{i}.log")))
+                    args=(sweep.cfg, ids, str(device), retry_failed, messages, str(log_dir / f"worker-{i}.log"),
+                          os.getpid()))
         for i in range(workers)
     ]
     for proc in procs:
@@ -124,9 +136,9 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     return {"done": statuses.count("done"), "failed": statuses.count("failed"), "busy": len(todo) - len(finished)}
 
 
-def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, messages, log: str) -> None:
+def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
     """Worker body: plan the same sweep, then claim and train the listed runs in order until none is left."""
-    die_with_parent()
+    die_with_parent(parent)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -136,13 +148,8 @@ def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, mess
     sweep = open_sweep(cfg)
     wanted = set(run_ids)
     for run in [run for run in sweep.runs if run.run_id in wanted]:
-        if not claim(sweep, run, retry_failed):
-            continue
-        messages.put(("start", worker, run.run_id, f"{run.method} {run.backbone} fold {run.fold}"))
-        try:
-            record = execute_run(sweep, run, torch.device(device), show_progress=False)
-        finally:
-            sweep.store.release(run.run_id)
-        messages.put(("end", worker, run.run_id, record["status"]))
-        sweep.store.rebuild_tables()
+        record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress=False,
+                               on_start=lambda run: messages.put(("start", worker, run.run_id, _label(run))))
+        if record is not None:
+            messages.put(("end", worker, run.run_id, record["status"]))
     messages.put(("exit", worker, "", ""))
