@@ -13,7 +13,6 @@ import yaml
 import methods
 from benchmark.config import public
 from benchmark.errors import UserError
-from benchmark.execution import execute_run  # noqa: F401 - re-exported for callers of the runner
 from benchmark.executors import Executor, make_executor
 from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds

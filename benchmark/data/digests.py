@@ -1,4 +1,5 @@
-"""Content digests of data files (SHA-256 of the bytes), remembered by (path, size, mtime) so a re-scan stays fast."""
+"""Content digests of data files (SHA-256 of the bytes), remembered by path, size, times and inode so a re-scan
+stays fast."""
 
 from __future__ import annotations
 
