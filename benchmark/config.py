@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from pathlib import Path
@@ -81,6 +82,34 @@ def _classes_check(value: dict) -> str | None:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+TRACKERS = ("mlflow", "tensorboard")
+SAMPLERS = ("tpe", "random", "grid")
+DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
+
+
+def _space_check(value: dict) -> str | None:
+    """Each entry: KEY (train.optimizer.lr or METHOD.PARAM) → {uniform|log_uniform|int: [low, high]} or {choice: [...]}."""
+    for key, dist in value.items():
+        if not isinstance(key, str) or "." not in key:
+            return f"key {brief(key)} must be a dotted name: train.optimizer.lr or METHOD.PARAM (e.g. alpha_js.beta)"
+        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+            return (f"{key}: expected one of {{uniform: [low, high]}}, {{log_uniform: [low, high]}}, "
+                    "{int: [low, high]}, {choice: [values]}")
+        kind, bounds = next(iter(dist.items()))
+        if kind == "choice":
+            if not isinstance(bounds, list) or not bounds:
+                return f"{key}: choice needs a non-empty list of values"
+            continue
+        numbers_ok = isinstance(bounds, list) and len(bounds) == 2 and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        if not numbers_ok or not bounds[0] < bounds[1]:
+            return f"{key}: {kind} needs [low, high] with low < high"
+        if kind == "log_uniform" and bounds[0] <= 0:
+            return f"{key}: log_uniform needs low > 0"
+        if kind == "int" and not all(isinstance(b, int) for b in bounds):
+            return f"{key}: int needs integer bounds"
+    return None
+
 
 SCHEMA = Section(
     {
@@ -162,6 +191,17 @@ SCHEMA = Section(
         "methods": Field((list,), required=True, check=_methods_check),
         "backbones": Field((list,), required=True, check=_backbones_check),
         "seeds": Field((list,), default=[0], check=_seed_list),
+        "tune": Section(
+            {
+                "trials": Field((int,), default=8, check=at_least(1), doc="trials per method and fold (the budget)"),
+                "sampler": Field((str,), default="tpe", choices=SAMPLERS, doc="Optuna sampler"),
+                "seed": Field((int,), default=0, check=int_range(0, SEED_MAX)),
+                "space": Field((dict,), default={}, check=_space_check,
+                               doc="extra or overriding search dimensions: train.* keys for every method, METHOD.PARAM"),
+            },
+            nullable=True,
+            default_null=True,
+        ),
         "run": Section(
             {
                 "executor": Field((str,), default="local", choices=("local", "ray")),
@@ -169,6 +209,10 @@ SCHEMA = Section(
                                  doc="local executor: runs trained at once, or 'auto' (cores ÷ train.threads)"),
                 "device": Field((str,), default="auto", check=_device_check),
                 "output": Field((str,), nullable=True, doc="default runs/<name>"),
+                "trackers": Field((list,), default=[], choices=TRACKERS,
+                                  doc="also log every run to MLflow and/or TensorBoard (optional extras)"),
+                "tracking_uri": Field((str,), nullable=True,
+                                      doc="MLflow tracking URI (default: an SQLite store in the output folder)"),
                 "ray": Section(
                     {
                         "address": Field((str,), nullable=True),

@@ -32,6 +32,7 @@ class RunSpec:
 # Keys that do not change what a run computes; they stay out of the run id.
 NON_SEMANTIC = {
     "run": None,
+    "tune": None,
     "train": ("eval_batch_size", "threads", "channels_last", "compile", "compile_mode", "deterministic"),
     "data": ("root",),
 }
