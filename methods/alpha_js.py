@@ -13,6 +13,7 @@ from methods.base import Method, require
 from methods.errors import UserError
 from methods.objectives import entropy
 from methods.registry import register_method
+from methods.space import LogUniform, Uniform
 
 
 def skew_js_to_uniform(logits: Tensor, alpha: float) -> Tensor:
@@ -54,6 +55,7 @@ class AlphaJS(Method):
         "Ulger et al., Fine-Grained Classification of Solder Joints With alpha-Skew Jensen-Shannon Divergence, "
         "IEEE TCPMT 2023"
     )
+    search_space = {"alpha": Uniform(0.05, 0.95), "beta": LogUniform(0.1, 10.0)}
 
     def __init__(self, alpha: float = 0.5, beta: float = 1.0, variant: Literal["correct", "reference"] = "correct"):
         super().__init__()

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from methods.base import Method, require
 from methods.registry import register_method
+from methods.space import LogUniform, Uniform
 
 
 def entropy(log_probs: Tensor) -> Tensor:
@@ -34,6 +35,7 @@ class LabelSmoothing(Method):
     """Cross-entropy against targets smoothed towards the uniform distribution by epsilon."""
 
     citation = "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016"
+    search_space = {"epsilon": Uniform(0.01, 0.3)}
 
     def __init__(self, epsilon: float = 0.1):
         super().__init__()
@@ -52,6 +54,7 @@ class ConfidencePenalty(Method):
         "Pereyra et al., Regularizing Neural Networks by Penalizing Confident Output Distributions, "
         "ICLR workshop 2017"
     )
+    search_space = {"beta": LogUniform(0.01, 1.0)}
 
     def __init__(self, beta: float = 0.1, threshold: float | None = None):
         super().__init__()
@@ -71,6 +74,7 @@ class MaxEntropy(Method):
     """Cross-entropy minus gamma times the predictive entropy (maximum-entropy fine-grained classification)."""
 
     citation = "Dubey et al., Maximum-Entropy Fine-Grained Classification, NeurIPS 2018"
+    search_space = {"gamma": LogUniform(0.01, 1.0)}
 
     def __init__(self, gamma: float = 0.1):
         super().__init__()
@@ -87,6 +91,7 @@ class Focal(Method):
     """Focal loss -(1 - p_t)^gamma · log p_t, down-weighting well-classified samples."""
 
     citation = "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017"
+    search_space = {"gamma": Uniform(0.5, 5.0)}
 
     def __init__(self, gamma: float = 2.0):
         super().__init__()
@@ -105,6 +110,7 @@ class PairwiseConfusion(Method):
     """Cross-entropy plus lambda_ times the mean squared distance between predictions of differently-labelled pairs."""
 
     citation = "Dubey et al., Pairwise Confusion for Fine-Grained Visual Classification, ECCV 2018"
+    search_space = {"lambda_": LogUniform(0.01, 1.0)}
 
     def __init__(self, lambda_: float = 0.1):
         super().__init__()

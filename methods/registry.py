@@ -20,6 +20,7 @@ from typing import Any, Literal
 from methods.base import Method
 from methods.errors import UserError, brief
 from methods.registry_core import Registry
+from methods.space import Choice, Dimension, IntUniform, check_dimension
 
 _SCALARS = (float, int, bool, str, type(None))
 
@@ -75,17 +76,18 @@ class Param:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its class, its parameters (in signature order), description and citation."""
+    """A registered method: its class, its parameters (in signature order), description, citation and the search
+    space it declares for tuning (parameter name → dimension)."""
 
     name: str
     cls: type
     params: tuple[Param, ...]
     description: str
     citation: str
+    space: dict[str, Dimension]
 
     def allowed(self) -> str:
         return ", ".join(p.describe() for p in self.params) or "none"
-
 
     @property
     def origin(self) -> str:
@@ -125,10 +127,31 @@ def _params_of(cls: type) -> tuple[Param, ...]:
     return tuple(params)
 
 
+def _space_of(cls: type, params: tuple[Param, ...]) -> dict[str, Dimension]:
+    """The class attribute `search_space` checked against the parameters: known names, sane bounds, right types."""
+    space = dict(getattr(cls, "search_space", None) or {})
+    by_name = {p.name: p for p in params}
+    for key, dim in space.items():
+        where = f"{cls.__qualname__}.search_space[{key!r}]"
+        if key not in by_name:
+            raise TypeError(f"{where}: not a parameter of {cls.__qualname__}.__init__")
+        try:
+            check_dimension(dim)
+            samples = dim.values if isinstance(dim, Choice) else (dim.low, dim.high)
+            for value in samples:
+                by_name[key].coerce(value)
+            if isinstance(dim, IntUniform) and int not in by_name[key].options:
+                raise TypeError(f"parameter '{key}' is not an int")
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{where}: {exc}") from None
+    return space
+
+
 def register_method(name: str):
     """Class decorator: register a `Method` subclass under `name`; returns the class unchanged.
 
-    The class docstring's first line is the description, the class attribute `citation` (str) the reference.
+    The class docstring's first line is the description, the class attribute `citation` (str) the reference, the
+    optional class attribute `search_space` (parameter → `methods.space` dimension) what tuning searches.
     Raises `ValueError` if `name` is taken, `TypeError` if the class breaks these rules.
     """
 
@@ -140,7 +163,8 @@ def register_method(name: str):
         if not (cls.__doc__ or "").strip():
             raise TypeError(f"method class {cls.__qualname__} needs a docstring (its first line is the description)")
         description = cls.__doc__.strip().splitlines()[0].strip()
-        METHODS.register(name, MethodSpec(name, cls, _params_of(cls), description, cls.citation))
+        params = _params_of(cls)
+        METHODS.register(name, MethodSpec(name, cls, params, description, cls.citation, _space_of(cls, params)))
         return cls
 
     return decorator
@@ -184,13 +208,14 @@ def list_methods(pattern: str = "*") -> list[str]:
 
 
 def method_info(name: str) -> dict[str, Any]:
-    """`{name, params: {pname: (type_name, default)}, description, citation}` of a registered method."""
+    """`{name, params: {pname: (type_name, default)}, description, citation, space: {pname: dimension}}`."""
     spec = METHODS.get(name)
     return {
         "name": spec.name,
         "params": {p.name: (p.type_name, p.default) for p in spec.params},
         "description": spec.description,
         "citation": spec.citation,
+        "space": dict(spec.space),
     }
 
 

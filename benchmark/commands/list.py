@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 NAME = "list"
-HELP = "List registered methods and backbones: parameters with defaults, description, citation."
+HELP = "List registered methods and backbones: parameters with defaults, description, search space, citation."
 KINDS = ("methods", "backbones")
 
 
@@ -22,7 +22,8 @@ def method_lines(name: str) -> list[str]:
 
     info = methods.method_info(name)
     params = ", ".join(f"{p}: {type_name} = {default!r}" for p, (type_name, default) in info["params"].items())
-    return [f"{name}({params})", f"    {info['description']}", f"    cite: {info['citation']}"]
+    space = ", ".join(f"{p} ~ {dim.describe()}" for p, dim in info["space"].items()) or "nothing of its own"
+    return [f"{name}({params})", f"    {info['description']}", f"    tunes: {space}", f"    cite: {info['citation']}"]
 
 
 def backbone_lines(name: str) -> list[str]:
