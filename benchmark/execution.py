@@ -14,6 +14,8 @@ from benchmark.plan import RunSpec
 from benchmark.store import atomic_write_csv, atomic_write_text, crash_point
 from benchmark.sweep import Sweep
 from benchmark.train import train_run
+from benchmark.tune.space import with_overrides
+from benchmark.tune.studies import tune_metric
 
 
 def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
@@ -35,6 +37,10 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         "status": status,
         "error": error,
     }
+    if run.trial is not None:
+        record.update(tune_trial=run.trial, tune_params=json.dumps(run.tune_values, sort_keys=True),
+                      tune_metric=tune_metric(sweep.cfg, sweep.prepared.class_names),
+                      **{f"set_{k}": v for k, v in run.overrides.items()})
     if result is not None:
         record.update({f"test_{k}": v for k, v in result.test.items()})
         record.update({f"val_{k}": v for k, v in result.val.items() if k != "confusion"})
@@ -61,7 +67,7 @@ def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
     run_dir = sweep.store.run_dir(run.run_id)
     tick = time.perf_counter()
     try:
-        result = train_run(run, sweep.cfg, sweep.prepared, run_dir, device,
+        result = train_run(run, with_overrides(sweep.cfg, run.overrides), sweep.prepared, run_dir, device,
                            heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
     except Exception as exc:  # noqa: BLE001 - anything a run raises is that run's failure; Ctrl-C stops the sweep
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

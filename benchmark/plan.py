@@ -15,7 +15,10 @@ from benchmark.errors import UserError, brief, did_you_mean, safe_name
 
 @dataclass
 class RunSpec:
-    """One cell of the sweep (its id hashes `resolved`): a method with fixed parameters, a backbone, a fold and a seed."""
+    """One cell of the sweep (its id hashes `resolved`): a method with fixed parameters, a backbone, a fold and a seed.
+
+    A tuning trial also carries its trial number, the values drawn for it and the train.* keys it overrides.
+    """
 
     run_id: str
     experiment: str
@@ -27,6 +30,9 @@ class RunSpec:
     fold: int
     seed: int
     resolved: dict = field(default_factory=dict, repr=False)
+    overrides: dict = field(default_factory=dict)
+    trial: int | None = None
+    tune_values: dict = field(default_factory=dict)
 
 
 # Keys that do not change what a run computes; they stay out of the run id.
@@ -116,26 +122,44 @@ def run_id_for(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def shared_identity(cfg: dict, dataset_fingerprint: str, overrides: dict | None = None) -> dict:
+    """What every run of the config shares in its id: the semantic config (with a trial's train.* overrides)."""
+    from benchmark.tune.space import with_overrides
+
+    return semantic_config(with_overrides(cfg, overrides or {})) | {"dataset_fingerprint": dataset_fingerprint}
+
+
+def make_run(cfg: dict, shared: dict, method: str, params: dict, backbone: str, weights: str | None, seed: int,
+             repeat: int, fold: int, overrides: dict | None = None, trial: int | None = None,
+             tune_values: dict | None = None) -> RunSpec:
+    """One run and its id (a tuning trial's id also hashes its trial number)."""
+    resolved = shared | {
+        "method": method,
+        "method_params": params,
+        "backbone": backbone,
+        "weights": None if weights is None else file_digest(Path(weights))[:16],
+        "seed": seed,
+        "repeat": repeat,
+        "fold": fold,
+    }
+    if trial is not None:
+        resolved["tune_trial"] = trial
+    return RunSpec(run_id_for(resolved), cfg["name"], method, params, backbone, weights, repeat, fold, seed, resolved,
+                   dict(overrides or {}), trial, dict(tune_values or {}))
+
+
 def plan_runs(cfg: dict, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
-    """All runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
+    """All fixed runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
     where = cfg["_file"]
     method_points = expand_methods(cfg["methods"], where)
     backbones = expand_backbones(cfg["backbones"], where, Path(cfg["_dir"]))
-    shared = semantic_config(cfg) | {"dataset_fingerprint": dataset_fingerprint}
-    runs = []
-    for (backbone, weights), (method, params), seed, (repeat, fold) in itertools.product(
-        backbones, method_points, _unique(cfg["seeds"]), _unique(folds)
-    ):
-        resolved = shared | {
-            "method": method,
-            "method_params": params,
-            "backbone": backbone,
-            "weights": None if weights is None else file_digest(Path(weights))[:16],
-            "seed": seed,
-            "repeat": repeat,
-            "fold": fold,
-        }
-        runs.append(RunSpec(run_id_for(resolved), cfg["name"], method, params, backbone, weights, repeat, fold, seed, resolved))
+    shared = shared_identity(cfg, dataset_fingerprint)
+    runs = [
+        make_run(cfg, shared, method, params, backbone, weights, seed, repeat, fold)
+        for (backbone, weights), (method, params), seed, (repeat, fold) in itertools.product(
+            backbones, method_points, _unique(cfg["seeds"]), _unique(folds)
+        )
+    ]
     return _unique(runs, key=lambda run: run.run_id)
 
 

@@ -19,6 +19,7 @@ from benchmark.protocol import save_folds
 from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
 from benchmark.train import check_batches, resolve_device
+from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
 
 
 def check_image_size(sweep: Sweep) -> None:
@@ -76,17 +77,18 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
         raise UserError(f"{where}: {exc}") from None
 
 
-def write_experiment_files(sweep: Sweep) -> None:
+def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
     """Create the output folder, (re)write config.resolved.yaml and folds.json, and tidy what a killed process left
-    (temp files, the resume checkpoint and lease of a run it had just recorded) or what got damaged (moved aside)."""
+    (temp files, the resume checkpoint and lease of a run it had just recorded) or what got damaged (moved aside).
+    `trials`: the tuning trials known so far, planned with the fixed runs."""
     sweep.store.create(f"{sweep.cfg['_file']}: run.output")
     with sweep.store.locked():
         sweep.store.remove_temp_files()
         sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
-        sweep.store.write_plan([run.run_id for run in sweep.runs])
-    for run in sweep.runs:
+        sweep.store.write_plan([run.run_id for run in sweep.runs + trials])
+    for run in [*sweep.runs, *trials]:
         if sweep.status_of(run) == "done":
             (sweep.store.run_dir(run.run_id) / "last.pt").unlink(missing_ok=True)
             if sweep.store.lease_path(run.run_id).exists() and sweep.store.acquire(run.run_id):
@@ -102,7 +104,7 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
     sweep = open_sweep(cfg)
     executor = make_executor(cfg, check_sweep(sweep, only))
     with executor.session():
-        counts = _run_pending(sweep, select(sweep.runs, only or {}), executor, retry_failed, show_progress)
+        counts = _run_pending(sweep, select(sweep.runs, only or {}), executor, retry_failed, show_progress, only)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts["wall_time_s"] = time.perf_counter() - wall
     counts["peak_rss_mib"] = peak_mib
@@ -110,16 +112,53 @@ def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, s
 
 
 def _run_pending(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_failed: bool,
-                 show_progress: bool) -> dict:
-    """Create the output folder and train the pending runs among `runs` with `executor`."""
+                 show_progress: bool, only: dict | None = None) -> dict:
+    """Create the output folder and train the pending runs among `runs` with `executor`, then the tuning trials."""
     cfg = sweep.cfg
-    write_experiment_files(sweep)
+    tuning = resolve_tuning(cfg, sweep.prepared.class_names)
+    trials = frontier(sweep, tuning, retry_failed) if tuning else None
+    write_experiment_files(sweep, trials.known if trials else [])
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])
     print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
-    counts |= executor.run(sweep, todo, retry_failed, show_progress)
+    _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
     sweep.store.rebuild_tables()
+    if tuning:
+        _tune(sweep, tuning, executor, counts, retry_failed, show_progress, only or {})
     return counts
+
+
+def _add(counts: dict, more: dict) -> None:
+    for key, value in more.items():
+        counts[key] = counts.get(key, 0) + value
+
+
+def _tune(sweep: Sweep, tuning: Tuning, executor: Executor, counts: dict, retry_failed: bool,
+          show_progress: bool, only: dict) -> None:
+    """Train the tuning trials wave by wave: the next trial of every study, until each has its budget."""
+    attempted: set[str] = set()
+    studies_total = len(studies(sweep.cfg, tuning, sweep.runs))
+    first = True
+    while True:
+        trials = frontier(sweep, tuning, retry_failed, frozenset(attempted))
+        sweep.store.write_plan([run.run_id for run in sweep.runs + trials.known])
+        wave = [run for run in select(trials.pending, only) if run.run_id not in attempted]
+        if first:
+            counts["skipped"] += len(select(trials.known, only)) - len(wave)
+            print(f"{sweep.cfg['name']}: tuning {studies_total} studies × {tuning.trials} trials "
+                  f"({tuning.sampler}, scored by {tuning.metric} on the inner validation)", file=sys.stderr)
+            first = False
+        if not wave:
+            return
+        print(f"tuning: {len(wave)} trial runs (trial {min(r.trial for r in wave) + 1}"
+              f"-{max(r.trial for r in wave) + 1} of {tuning.trials})", file=sys.stderr)
+        result = executor.run(sweep, wave, retry_failed, show_progress)
+        _add(counts, result)
+        attempted.update(run.run_id for run in wave)
+        sweep.store.rebuild_tables()
+        if result.get("busy", 0) == len(wave):
+            print("tuning: the next trials are being trained by another process; run again to continue", file=sys.stderr)
+            return

@@ -89,12 +89,11 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     """Train `todo` in `workers` spawned processes; returns counts (runs no worker could take count as busy)."""
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
-    ids = [run.run_id for run in todo]
     log_dir = sweep.store.root / WORKER_LOG_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = [
         ctx.Process(target=_worker, name=f"solderbench-worker-{i}", daemon=True,
-                    args=(sweep.cfg, ids, str(device), retry_failed, messages, str(log_dir / f"worker-{i}.log"),
+                    args=(sweep.cfg, todo, str(device), retry_failed, messages, str(log_dir / f"worker-{i}.log"),
                           os.getpid()))
         for i in range(workers)
     ]
@@ -136,8 +135,8 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     return {"done": statuses.count("done"), "failed": statuses.count("failed"), "busy": len(todo) - len(finished)}
 
 
-def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
-    """Worker body: plan the same sweep, then claim and train the listed runs in order until none is left."""
+def _worker(cfg: dict, runs: list[RunSpec], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
+    """Worker body: open the same sweep, then claim and train the given runs in order until none is left."""
     die_with_parent(parent)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -146,8 +145,7 @@ def _worker(cfg: dict, run_ids: list[str], device: str, retry_failed: bool, mess
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])
     sweep = open_sweep(cfg)
-    wanted = set(run_ids)
-    for run in [run for run in sweep.runs if run.run_id in wanted]:
+    for run in runs:
         record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress=False,
                                on_start=lambda run: messages.put(("start", worker, run.run_id, _label(run))))
         if record is not None:
