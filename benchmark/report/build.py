@@ -24,6 +24,7 @@ from benchmark.report.load import (
 from benchmark.report.provenance import provenance
 from benchmark.report.publish import check_replaceable, publish, recover, staging, write_marker
 from benchmark.report.selection import Rows, build_rows
+from benchmark.report.tuning import budget_table, tuning_note
 from benchmark.store import atomic_write_csv, atomic_write_text
 
 CALIBRATION = ["test_ece", "test_nll", "test_entropy"]
@@ -135,6 +136,8 @@ class _Report:
     backbones: list[str]
     n_expected: int
     positive: str | None
+    config: dict
+    budget: pd.DataFrame | None = None
     tmp: Path = Path()
 
 
@@ -153,7 +156,8 @@ def _prepare(output_dir: Path, oracle: bool, metrics: list[str] | None, select_b
     return _Report(
         output_dir, results, epochs, config_text, _experiment_name(config, results, output_dir), classes,
         performance, stat_metrics, select, oracle, build_rows(results, select, oracle),
-        backbone_order(results, config), expected_runs_per_cell(results, config), positive,
+        backbone_order(results, config), expected_runs_per_cell(results, config), positive, config,
+        budget_table(results),
     )
 
 
@@ -169,6 +173,8 @@ def _write_tables(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables.write_table(perf, r.tmp / "tables" / "performance", PERF_CAPTION)
     tables.write_table(calib, r.tmp / "tables" / "calibration", CALIB_CAPTION)
     atomic_write_csv(r.tmp / "selection.csv", r.rows.selections)
+    if r.budget is not None and len(r.budget):
+        atomic_write_csv(r.tmp / "tables" / "tuning.csv", r.budget)
     return perf, calib
 
 
@@ -235,6 +241,7 @@ def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.D
         explain_md=explain.read_text() if explain.is_file() else "", explain_dir=explain.parent,
         provenance=provenance(r.results, r.output_dir, r.n_expected), warnings=_warnings(r),
         baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle, f1_note=_f1_note(r),
+        tuning_note=tuning_note(r.budget, r.config),
     )
     atomic_write_text(r.tmp / "index.html", page)
 

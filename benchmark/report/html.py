@@ -45,6 +45,7 @@ TEMPLATE = """<!DOCTYPE html>
 bold; (n/N) marks cells with fewer finished runs than planned. “(selected)” rows choose, per backbone, fold, repeat and
 seed, the setting with the best inner-validation {{ select_by }}: the fair comparison used in figures and statistics.
 {% if oracle %}“(oracle)” rows choose by the test score instead: optimistic, never bold.{% endif %}</div>
+{% if tuning_note %}<div class="note" id="tuning">{{ tuning_note }}</div>{% endif %}
 <div class="note" id="conventions">{% if f1_note %}{{ f1_note }} {% endif %}{{ conventions }}</div>
 {% for table in tables %}<div class="scroll">{{ table }}</div>{% endfor %}
 <h2 id="statistics">Statistics</h2>
@@ -113,7 +114,7 @@ def render(
     *, name: str, tables: list[str], pairwise: str, friedman: str, stat_notes: list[str], figures: list[Figure],
     figure_dir: Path, status: str, failures: str, selection: str, audit_md: str, config: str, provenance: dict,
     explain_md: str = "", explain_dir: Path | None = None,
-    warnings: list[str], baseline: str | None, select_by: str, oracle: bool, f1_note: str = "",
+    warnings: list[str], baseline: str | None, select_by: str, oracle: bool, f1_note: str = "", tuning_note: str = "",
 ) -> str:
     """The page as a string; HTML fragments (tables) are trusted, everything else is escaped."""
     sections = [("results", "Results"), ("statistics", "Statistics"), ("figures", "Figures"), ("runs", "Runs")]
@@ -129,4 +130,5 @@ def render(
         figures=[_embed(f, figure_dir) for f in figures], status=Markup(status), failures=Markup(failures),
         selection=Markup(selection), audit=audit, explain=explain, config=config, provenance=provenance, warnings=warnings,
         baseline=baseline, select_by=select_by, oracle=oracle, f1_note=f1_note, conventions=CONVENTIONS,
+        tuning_note=tuning_note,
     )
