@@ -25,23 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchmark.plan import check_only, parse_only, select
-    from benchmark.runner import open_sweep, run_sweep
+    from benchmark.plan import parse_only
+    from benchmark.runner import run_sweep
 
     cfg = load_config(args.config, args.overrides)
     only = parse_only(args.only)
     if args.dry_run:
-        sweep = open_sweep(cfg, decode_images=False)
-        check_only(sweep.runs, only)
-        runs = select(sweep.runs, only)
-        for run in runs:
-            params = ", ".join(f"{k}={v}" for k, v in run.method_params.items())
-            print(f"[{sweep.status_of(run):>7}] {run.run_id}  {run.method}({params})  {run.backbone}  "
-                  f"repeat={run.repeat} fold={run.fold} seed={run.seed}")
-        print(f"{len(runs)} runs", file=sys.stderr)
-        if not args.no_estimate:
-            print(_estimate(cfg, runs, args.retry_failed), file=sys.stderr)
-        return 0
+        return _dry_run(cfg, only, args)
     counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
     print(
         f"{cfg['name']}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
@@ -52,8 +42,39 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimate(cfg: dict, runs: list, retry_failed: bool) -> str:
-    """The cost table of the pending runs among `runs` (decodes the images and times a few steps per model)."""
+def _dry_run(cfg: dict, only: dict, args: argparse.Namespace) -> int:
+    """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
+    from benchmark.plan import check_only, select
+    from benchmark.runner import open_sweep
+    from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
+
+    sweep = open_sweep(cfg, decode_images=False)
+    check_only(sweep.runs, only)
+    runs = select(sweep.runs, only)
+    tuning = resolve_tuning(cfg, sweep.prepared.class_names)
+    trials = frontier(sweep, tuning, args.retry_failed) if tuning else None
+    known = select(trials.known, only) if trials else []
+    undrawn = select(trials.undrawn, only) if trials else []
+    for run in runs + known + undrawn:
+        later = run.run_id == UNDRAWN
+        params = "values drawn later" if later else ", ".join(f"{k}={v}" for k, v in run.method_params.items())
+        status = "later" if later else sweep.status_of(run)
+        trial = "" if run.trial is None else f" trial={run.trial}"
+        print(f"[{status:>7}] {run.run_id:<12}  {run.method}({params})  {run.backbone}  "
+              f"repeat={run.repeat} fold={run.fold} seed={run.seed}{trial}")
+    line = f"{len(runs)} runs"
+    if tuning:
+        line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
+                 f"{len(undrawn)} drawn once the trials before them finish)")
+    print(line, file=sys.stderr)
+    if not args.no_estimate:
+        print(_estimate(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
+    return 0
+
+
+def _estimate(cfg: dict, runs: list, retry_failed: bool, trials: list, undrawn: list) -> str:
+    """The cost table of the pending runs among `runs` and the trials (decodes the images and times a few steps per
+    model)."""
     from benchmark.estimate import cost_table, estimate
     from benchmark.executors.local import resolve_workers
     from benchmark.runner import check_sweep, open_sweep, pending_runs
@@ -61,8 +82,9 @@ def _estimate(cfg: dict, runs: list, retry_failed: bool) -> str:
     sweep = open_sweep(cfg)
     device = check_sweep(sweep)
     selected = {run.run_id for run in runs}
-    planned = [run for run in sweep.runs if run.run_id in selected]
+    planned = [run for run in sweep.runs if run.run_id in selected] + trials + undrawn
     pending = [run for run in pending_runs(sweep, retry_failed) if run.run_id in selected]
+    pending += [run for run in trials if sweep.status_of(run) == "pending"] + undrawn
     if device is None:
         from benchmark.train import resolve_device
 

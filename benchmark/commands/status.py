@@ -19,22 +19,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from benchmark.runner import open_sweep
     from benchmark.store import warn_damaged
+    from benchmark.tune.studies import frontier, resolve_tuning
 
     cfg = load_config(args.config, args.overrides)
     sweep = open_sweep(cfg, decode_images=False)
     for path, problem in sweep.store.damaged():
         warn_damaged(path, problem)
-    status = {run.run_id: sweep.status_of(run) for run in sweep.runs}
-    owners = {run.run_id: sweep.store.lease_owner(run.run_id) for run in sweep.runs if status[run.run_id] == "pending"}
+    tuning = resolve_tuning(cfg, sweep.prepared.class_names)
+    trials = frontier(sweep, tuning) if tuning else None
+    runs = sweep.runs + (trials.known if trials else [])
+    status = {run.run_id: sweep.status_of(run) for run in runs}
+    owners = {run.run_id: sweep.store.lease_owner(run.run_id) for run in runs if status[run.run_id] == "pending"}
     status.update({run_id: "running" for run_id, owner in owners.items() if owner is not None})
     counts = Counter(status.values())
-    print(f"{cfg['name']}: {len(sweep.runs)} runs: {counts['done']} done, {counts['failed']} failed, "
-          f"{counts['running']} running, {counts['pending']} pending  ({cfg['run']['output']})")
-    planned = {run.run_id for run in sweep.runs}
+    undrawn = len(trials.undrawn) if trials else 0
+    print(f"{cfg['name']}: {len(runs) + undrawn} runs: {counts['done']} done, {counts['failed']} failed, "
+          f"{counts['running']} running, {counts['pending'] + undrawn} pending  ({cfg['run']['output']})")
+    if trials:
+        print(f"  of which {len(trials.known) + undrawn} tuning trials ({tuning.trials} per method and fold; "
+              f"{undrawn} not drawn yet)")
+    planned = {run.run_id for run in runs}
     superseded = [r for r in sweep.store.records(quiet=True) if r.get("run_id") not in planned]
     if superseded:
         print(f"  {len(superseded)} superseded record(s) of an earlier config stay on disk, left out of the tables")
-    for run in sweep.runs:
+    for run in runs:
         where = f"{run.run_id} {run.method} {run.backbone} fold {run.fold}"
         if status[run.run_id] == "failed":
             print(f"  failed  {where}: {sweep.store.read_record(run.run_id).get('error', '')}")

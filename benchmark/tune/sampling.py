@@ -77,11 +77,13 @@ def _optuna_draw(dims: dict[str, Dimension], history: list[Finished], kind: str,
 
 
 def grid_points(dims: dict[str, Dimension], trials: int) -> list[dict[str, Any]]:
-    """The grid: every choice, and ⌈trials^(1/d)⌉ evenly (log-)spaced points per range; sklearn's ParameterGrid order."""
+    """The grid: every choice, and n evenly (log-)spaced points per range, n = ⌈(trials ÷ choice combinations)^(1/ranges)⌉
+    (at least 2), so the grid has about `trials` points; sklearn's ParameterGrid order."""
     from sklearn.model_selection import ParameterGrid
 
     ranges = sum(not isinstance(dim, Choice) for dim in dims.values())
-    per_range = max(2, math.ceil(trials ** (1 / ranges))) if ranges else 1
+    combos = math.prod(len(dim.values) for dim in dims.values() if isinstance(dim, Choice))
+    per_range = max(2, math.ceil((trials / combos) ** (1 / ranges) - 1e-9)) if ranges else 1
     axes = {}
     for key, dim in dims.items():
         if isinstance(dim, Choice):

@@ -8,6 +8,7 @@ again, until every study has its budget.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,10 +123,16 @@ def trial_run(cfg: dict, dataset_fingerprint: str, study: Study, trial: int, val
                     study.fold, overrides=overrides, trial=trial, tune_values=values)
 
 
+UNDRAWN = "not drawn yet"
+
+
 @dataclass
 class Frontier:
+    """Trials whose values are known (finished or next), and stand-ins for the later ones (run_id UNDRAWN)."""
+
     known: list[RunSpec]
     pending: list[RunSpec]
+    undrawn: list[RunSpec]
 
 
 def frontier(sweep, tuning: Tuning, retry_failed: bool = False, attempted: frozenset[str] = frozenset()) -> Frontier:
@@ -134,7 +141,7 @@ def frontier(sweep, tuning: Tuning, retry_failed: bool = False, attempted: froze
     A failed trial counts as finished (a failed Optuna trial) unless `retry_failed` and not yet `attempted` in
     this invocation.
     """
-    known, pending = [], []
+    known, pending, undrawn = [], [], []
     for study in studies(sweep.cfg, tuning, sweep.runs):
         history: list[Finished] = []
         base_seed = trial_seed(tuning.seed, study.repeat, study.fold, study.seed, -1)
@@ -150,5 +157,6 @@ def frontier(sweep, tuning: Tuning, retry_failed: bool = False, attempted: froze
                 history.append(Finished(values, None if score is None else float(score)))
                 continue
             pending.append(run)
+            undrawn += [dataclasses.replace(run, run_id=UNDRAWN, trial=later) for later in range(k + 1, study.budget(tuning))]
             break
-    return Frontier(known, pending)
+    return Frontier(known, pending, undrawn)
