@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
 import time
+from collections.abc import Iterator
 
 import torch
 import yaml
@@ -18,6 +20,7 @@ from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
 from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
+from benchmark.trackers import check_installed, open_trackers
 from benchmark.train import check_batches, resolve_device
 from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
 
@@ -54,6 +57,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
     check_methods(sweep)
+    check_installed(cfg["run"]["trackers"], where)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:
@@ -118,6 +122,35 @@ def _run_pending(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fa
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, retry_failed) if tuning else None
     write_experiment_files(sweep, trials.known if trials else [])
+    with tracking(sweep):
+        return _train_all(sweep, runs, executor, retry_failed, show_progress, only, tuning)
+
+
+@contextlib.contextmanager
+def tracking(sweep: Sweep) -> Iterator[None]:
+    """Trackers for the sweep (run.trackers): catch up on runs recorded before, log each new one, catch up at the end."""
+    cfg = sweep.cfg
+    if not cfg["run"]["trackers"]:
+        yield
+        return
+    trackers = open_trackers(cfg["run"]["trackers"], sweep.store.root, cfg["name"], public(cfg), cfg["run"]["tracking_uri"])
+
+    def sync(records: list[dict]) -> None:
+        trackers.sync(records, sweep.store.read_history)
+
+    sync(sweep.store.current_records()[0])
+    sweep.on_recorded = lambda record: sync([record])
+    try:
+        yield
+    finally:
+        sweep.on_recorded = None
+        sync(sweep.store.current_records()[0])
+        trackers.close()
+
+
+def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_failed: bool, show_progress: bool,
+               only: dict | None, tuning: Tuning | None) -> dict:
+    cfg = sweep.cfg
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])

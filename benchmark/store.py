@@ -203,6 +203,11 @@ class Store:
         """The run's record; None when it has none or only a damaged one (`damaged` says which)."""
         return read_record_file(self.record_path(run_id))[0]
 
+    def read_history(self, run_id: str) -> pd.DataFrame | None:
+        """The run's epoch history (epochs.csv), or None if it has none or it cannot be read."""
+        path = self.run_dir(run_id) / "epochs.csv"
+        return read_epochs_file(path)[0] if path.is_file() else None
+
     def write_record(self, record: dict) -> None:
         atomic_write_text(self.record_path(record["run_id"]), json.dumps(record, default=_json_default, indent=1))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,12 @@ class Sweep:
     store: Store
     prepared: Prepared
     runs: list[RunSpec]
+    on_recorded: Callable[[dict], None] | None = None
+
+    def recorded(self, record: dict) -> None:
+        """Tell the driving process's listener (the trackers) that a run was recorded."""
+        if self.on_recorded is not None:
+            self.on_recorded(record)
 
     def status_of(self, run: RunSpec) -> str:
         record = self.store.read_record(run.run_id)

@@ -66,6 +66,7 @@ def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool,
     finally:
         sweep.store.release(run.run_id)
     sweep.store.rebuild_tables()
+    sweep.recorded(record)
     return record
 
 
@@ -117,6 +118,9 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
                 finished[run_id] = value
                 running.pop(worker, None)
                 bar.update(1)
+                record = sweep.store.read_record(run_id)
+                if record is not None:
+                    sweep.recorded(record)
             elif kind == "exit":
                 running.pop(worker, None)
             bar.set_postfix_str("; ".join(running[w] for w in sorted(running)))

@@ -175,6 +175,7 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
                     sweep.store.release(run.run_id)
                 counts[record["status"]] += 1
                 sweep.store.rebuild_tables()
+                sweep.recorded(record)
                 bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}: {record['status']}")
                 bar.update()
     finally:
