@@ -13,6 +13,7 @@ from benchmark.config import load_config
 from benchmark.errors import UserError
 from benchmark.runner import open_sweep
 from benchmark.store import Store
+from benchmark.tune.studies import frontier, resolve_tuning
 
 REPO = Path(__file__).resolve().parent.parent
 REPORTS = sorted((REPO / "reports").glob("*/results.csv"))
@@ -34,7 +35,13 @@ def _planned(name: str) -> tuple[dict, list]:
         cfg = load_config(_experiment_file(name))
     except UserError as exc:
         pytest.skip(f"data of experiment {name} not here: {exc}")
-    return cfg, open_sweep(cfg, decode_images=False).runs
+    sweep = open_sweep(cfg, decode_images=False)
+    tuning = resolve_tuning(cfg, sweep.prepared.class_names)
+    if tuning is None:
+        return cfg, sweep.runs
+    trials = frontier(sweep, tuning)  # replayed from the committed records: the same draws, the same ids
+    assert not trials.pending and not trials.undrawn, f"experiment {name}: its tuning is not finished"
+    return cfg, sweep.runs + trials.known
 
 
 def test_there_are_published_reports():
