@@ -24,7 +24,7 @@ from benchmark.report.load import (
 from benchmark.report.provenance import provenance
 from benchmark.report.publish import check_replaceable, publish, recover, staging, write_marker
 from benchmark.report.selection import Rows, build_rows
-from benchmark.report.tuning import budget_table, tuning_note
+from benchmark.report.tuning import budget_table, partial_tuning, tuning_note
 from benchmark.store import atomic_write_csv, atomic_write_text
 
 CALIBRATION = ["test_ece", "test_nll", "test_entropy"]
@@ -212,6 +212,9 @@ def _warnings(r: _Report) -> list[str]:
         )
     if r.rows.baseline is None:
         out.append("No 'ce' runs: the pairwise comparisons against the baseline are skipped.")
+    tuning = partial_tuning(r.budget, r.config) if r.budget is not None else None
+    if tuning:
+        out.append(tuning)
     return out
 
 

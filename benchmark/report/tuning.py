@@ -41,3 +41,16 @@ def tuning_note(budget: pd.DataFrame, config: dict) -> str:
             f"score, evaluated once on the test part; the statistics compare tuned methods with tuned ce. Budget: "
             f"{tune.get('trials', '?')} trials per method and fold, sampler {tune.get('sampler', '?')}, seed "
             f"{tune.get('seed', '?')}. Used: " + "; ".join(per_method) + ".")
+
+
+def partial_tuning(budget: pd.DataFrame, config: dict) -> str | None:
+    """A warning when some study has fewer finished trials than the budget (a tuning sweep still running)."""
+    trials = (config.get("tune") or {}).get("trials")
+    if budget.empty or not trials:
+        return None
+    searching = budget[budget["searched"] != ""]
+    short = searching[searching["done"] + searching["failed"] < trials]
+    if short.empty:
+        return None
+    return (f"Partial tuning: {len(short)} of {len(searching)} studies have fewer than {trials} finished trials; "
+            "their tuned rows choose among the trials so far.")
