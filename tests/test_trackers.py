@@ -63,6 +63,8 @@ def test_mlflow_holds_one_nested_run_per_benchmark_run_with_params_and_metrics(f
         history = client.get_metric_history(run.info.run_id, "epoch/val_f1")
         assert [m.step for m in history] == [1, 2]
     assert parents[0].data.params["train.epochs"] == "2"
+    location = client.get_experiment_by_name("t").artifact_location
+    assert location.startswith(output.resolve().as_uri())  # nothing lands in ./mlruns of the working directory
 
 
 def test_tensorboard_has_each_runs_scalars(finished):

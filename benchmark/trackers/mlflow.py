@@ -26,7 +26,10 @@ class MlflowTracker:
 
         self.client = MlflowClient(tracking_uri=tracking_uri or default_uri(output))
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        # artifacts (none are logged today) stay in the output folder too, not in ./mlruns of whatever cwd
+        artifacts = None if tracking_uri else (output.resolve() / "mlflow-artifacts").as_uri()
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(
+            experiment, artifact_location=artifacts)
         self.sweep_key = str(output.resolve())
         self.parent = self._parent(experiment, config)
 
