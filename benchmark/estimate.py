@@ -7,11 +7,11 @@ import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from benchmark.plan import RunSpec
+from benchmark.rundir import RunDir
 from benchmark.train import FoldData, Trainer, batch_starts, timed
 
 PROBE_STEPS = 8
@@ -60,7 +60,7 @@ def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
     n_val = max(1, len(data.parts["val"][1]))
     eval_s = timed(lambda: trainer.evaluate("val"), device) / n_val
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint_s = timed(lambda: torch.save(trainer.state(), Path(folder) / "last.pt"), device)
+        checkpoint_s = timed(lambda: RunDir(folder).save_last(trainer.state()), device)
     return Probe(step_s, eval_s, checkpoint_s, setup_s)
 
 

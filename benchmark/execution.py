@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from datetime import datetime, timezone
@@ -10,8 +9,8 @@ from datetime import datetime, timezone
 import pandas as pd
 import torch
 
+from benchmark.crash import crash_point
 from benchmark.plan import RunSpec
-from benchmark.store import atomic_write_csv, atomic_write_text, crash_point
 from benchmark.sweep import Sweep
 from benchmark.train import train_run
 from benchmark.tune.space import with_overrides
@@ -25,14 +24,14 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         "experiment": run.experiment,
         "run_id": run.run_id,
         "method": run.method,
-        "method_params": json.dumps(params, sort_keys=True),
+        "method_params": dict(params),
         "method_label": label,
         **{f"param_{k}": v for k, v in params.items()},
         "backbone": run.backbone,
         "fold": run.fold,
         "repeat": run.repeat,
         "seed": run.seed,
-        "task_classes": json.dumps(sweep.prepared.class_names),
+        "task_classes": list(sweep.prepared.class_names),
         "positive": sweep.prepared.class_names[sweep.prepared.positive],
         "status": status,
         "error": error,
@@ -47,13 +46,12 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         record.update(selected_epoch=result.selected_epoch, epochs_run=result.epochs_run,
                       n_train=result.n_train, n_val=result.n_val, n_test=result.n_test)
     record.update(
-        config_hash=run.run_id,
         resolved_config=run.resolved,
         dataset_fingerprint=sweep.prepared.dataset_fingerprint,
         folds_fingerprint=sweep.prepared.folds_fingerprint,
         git_commit=sweep.provenance["git_commit"],
         git_dirty=sweep.provenance["git_dirty"],
-        versions=json.dumps(sweep.provenance["versions"]),
+        versions=dict(sweep.provenance["versions"]),
         device=device,
         wall_time_s=round(wall, 3),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -63,15 +61,17 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
 
 def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
                      show_progress: bool = True) -> tuple[dict, pd.DataFrame | None]:
-    """Train one run (resuming from its last.pt) and return its record and epoch history; writes no record."""
-    run_dir = sweep.store.run_dir(run.run_id)
+    """Train one run (resuming from its checkpoints), write its predictions (or, when it fails, its traceback) and
+    return its record and epoch history; writes no record."""
+    run_dir = sweep.store.run(run.run_id)
     tick = time.perf_counter()
     try:
         result = train_run(run, with_overrides(sweep.cfg, run.overrides), sweep.prepared, run_dir, device,
                            heartbeat=lambda: sweep.store.heartbeat(run.run_id), show_progress=show_progress)
+        run_dir.write_predictions(result.predictions)
     except Exception as exc:  # noqa: BLE001 - anything a run raises is that run's failure; Ctrl-C stops the sweep
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        atomic_write_text(run_dir / "error.txt", traceback.format_exc())
+        run_dir.write_error(traceback.format_exc())
         return make_record(sweep, run, "failed", reason, None, time.perf_counter() - tick, str(device)), None
     history = result.history.assign(
         run_id=run.run_id, experiment=run.experiment, method=run.method,
@@ -84,13 +84,13 @@ def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
 
 def save_result(sweep: Sweep, record: dict, history: pd.DataFrame | None) -> None:
     """Write a finished run: its epochs.csv, then its record (the commit point), then drop its resume checkpoint."""
-    run_dir = sweep.store.run_dir(record["run_id"])
+    run_dir = sweep.store.run(record["run_id"])
     if history is not None:
-        atomic_write_csv(run_dir / "epochs.csv", history)
-    sweep.store.write_record(record)
+        run_dir.write_epochs(history)
+    run_dir.write_record(record)
     crash_point("recorded")
     if record["status"] == "done":
-        (run_dir / "last.pt").unlink(missing_ok=True)
+        run_dir.drop_last()
 
 
 def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> dict:

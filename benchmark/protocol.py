@@ -18,9 +18,9 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from benchmark.atomic import atomic_write_text
 from benchmark.data.folders import FileList
 from benchmark.errors import UserError
-from benchmark.store import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import torch
 import yaml
 
 import methods
+from benchmark.atomic import atomic_write_text
 from benchmark.config import public
 from benchmark.errors import UserError
 from benchmark.executors import Executor, make_executor
 from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
-from benchmark.store import atomic_write_text
 from benchmark.sweep import Sweep, open_sweep, pending_runs
 from benchmark.trackers import check_installed, open_trackers
 from benchmark.train import check_batches, resolve_device
@@ -94,7 +94,7 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
         sweep.store.write_plan([run.run_id for run in sweep.runs + trials])
     for run in [*sweep.runs, *trials]:
         if sweep.status_of(run) == "done":
-            (sweep.store.run_dir(run.run_id) / "last.pt").unlink(missing_ok=True)
+            sweep.store.run(run.run_id).drop_last()
             if sweep.store.lease_path(run.run_id).exists() and sweep.store.acquire(run.run_id):
                 sweep.store.release(run.run_id)
 

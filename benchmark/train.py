@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,14 +23,15 @@ from sklearn.metrics import precision_recall_fscore_support
 from tqdm import tqdm
 
 import methods
+from benchmark.crash import crash_point
 from benchmark.dataset import Prepared
 from benchmark.errors import UserError
 from benchmark.metrics import classification_metrics
 from benchmark.plan import RunSpec
 from benchmark.protocol import Fold
-from benchmark.store import DAMAGE_EFFECT, atomic_path, atomic_write_csv, crash_point, set_aside, warn
 
 PROGRESS_KEYS = ("history", "epoch", "best_score", "best_epoch", "stale")
+RESUME_KEYS = ("model", "optimizer", "generator", "torch_rng", *PROGRESS_KEYS)
 
 MAXIMIZE = {"val_f1": True, "val_accuracy": True, "val_macro_f1": True, "val_loss": False}
 
@@ -403,44 +404,32 @@ def _is_better(score: float, best: float | None, select_by: str) -> bool:
     return score > best if MAXIMIZE[select_by] else score < best
 
 
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path, crash_at="checkpoint") as tmp:
-        torch.save(payload, tmp)
+class Checkpoints(Protocol):
+    """Where `train_run` saves and resumes a run's checkpoints (a run's folder: `benchmark.rundir.RunDir`)."""
+
+    def save_best(self, payload: dict) -> None: ...
+
+    def save_last(self, payload: dict) -> None: ...
+
+    def resume_state(self, device: torch.device, keys: tuple[str, ...]) -> dict | None: ...
+
+    def discard_last(self, problem: str) -> None: ...
+
+    def load_best(self, device: torch.device) -> dict: ...
 
 
-def _read_checkpoint(path: Path, device: torch.device, keys: tuple[str, ...]) -> dict | None:
-    """A checkpoint holding `keys`, or None: missing, or damaged (then set aside with a warning)."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling, zip and EOF errors alike mean a damaged file
-        set_aside(path, f"is not a readable checkpoint ({type(exc).__name__})")
-        return None
-    if not isinstance(state, dict) or any(key not in state for key in keys):
-        set_aside(path, f"is not a checkpoint of this run (expected {', '.join(keys)})")
-        return None
-    return state
-
-
-def _start(spec: RunSpec, cfg: dict, data: FoldData, num_classes: int, run_dir: Path) -> tuple[Trainer, dict | None]:
-    """The run's trainer, resumed from last.pt when it and best.pt are whole and fit (then also its progress: history,
-    epoch, best_score, best_epoch, stale); else a fresh one (progress None), a damaged file set aside."""
+def _start(spec: RunSpec, cfg: dict, data: FoldData, num_classes: int,
+           checkpoints: Checkpoints) -> tuple[Trainer, dict | None]:
+    """The run's trainer, resumed from the last checkpoint when it and the best one are whole and fit (then also its
+    progress: history, epoch, best_score, best_epoch, stale); else a fresh one (progress None)."""
     trainer = Trainer(spec, cfg, data, num_classes)
-    last_path = run_dir / "last.pt"
-    state = _read_checkpoint(last_path, data.device, ("model", "optimizer", "generator", "torch_rng", *PROGRESS_KEYS))
+    state = checkpoints.resume_state(data.device, RESUME_KEYS)
     if state is None:
-        return trainer, None
-    best_path = run_dir / "best.pt"
-    if not best_path.exists():
-        warn(f"{last_path}: cannot be resumed from without {best_path.name}; {DAMAGE_EFFECT['last.pt']}")
-        return trainer, None
-    if _read_checkpoint(best_path, torch.device("cpu"), ("model",)) is None:
         return trainer, None
     try:
         trainer.load_state(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        set_aside(last_path, f"does not fit this run's model ({type(exc).__name__})")
+        checkpoints.discard_last(f"does not fit this run's model ({type(exc).__name__})")
         return Trainer(spec, cfg, data, num_classes), None
     return trainer, {key: state[key] for key in PROGRESS_KEYS}
 
@@ -473,19 +462,18 @@ def train_run(
     spec: RunSpec,
     cfg: dict,
     prepared: Prepared,
-    run_dir: Path,
+    checkpoints: Checkpoints,
     device: torch.device,
     heartbeat: Callable[[], None] = lambda: None,
     show_progress: bool = True,
 ) -> RunResult:
-    """Train on the fold's training part, select on its validation part, evaluate on its test part."""
+    """Train on the fold's training part, select on its validation part, evaluate on its test part; checkpoints
+    go through `checkpoints`, the predictions come back in the result (this function writes no file)."""
     train_cfg = cfg["train"]
     select_by = cfg["protocol"]["select_by"]
     fold = next(f for f in prepared.folds if f.repeat == spec.repeat and f.fold == spec.fold)
     data = FoldData(prepared, fold, device, train_cfg["channels_last"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer, progress = _start(spec, cfg, data, len(prepared.class_names), run_dir)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    trainer, progress = _start(spec, cfg, data, len(prepared.class_names), checkpoints)
     history: list[dict] = []
     start_epoch, best_score, best_epoch, stale = 1, None, 0, 0
     if progress is not None:
@@ -505,11 +493,10 @@ def train_run(
         if _is_better(score, best_score, select_by):
             best_score, best_epoch, stale = score, epoch, 0
             best_val = (val_probs, val_loss)
-            _save_checkpoint(best_path, {"model": trainer.model.state_dict(), "epoch": epoch})
+            checkpoints.save_best({"model": trainer.model.state_dict(), "epoch": epoch})
         else:
             stale += 1
-        _save_checkpoint(
-            last_path,
+        checkpoints.save_last(
             trainer.state() | {
                 "history": history,
                 "epoch": epoch,
@@ -522,7 +509,7 @@ def train_run(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{select_by: f"{row.get(select_by, epoch):.3f}"})
     bar.close()
     model = trainer.model
-    model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
+    model.load_state_dict(checkpoints.load_best(device)["model"])
     if best_val is None:
         best_val = trainer.evaluate("val")
     val_labels = data.parts["val"][1].cpu().numpy()
@@ -539,5 +526,4 @@ def train_run(
         | {f"prob_{c}": test_probs[:, k] for k, c in enumerate(prepared.class_names)}
     )
     frame = pd.DataFrame(history)
-    atomic_write_csv(run_dir / "predictions.csv", predictions)
     return RunResult(val, test, best_epoch, len(history), frame, predictions, len(fold.train), len(fold.val), len(fold.test))

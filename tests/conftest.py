@@ -92,9 +92,10 @@ def train_tiny(experiment: tuple[Path, Path], overrides: list[str], name: str, d
 
     from benchmark.config import load_config
     from benchmark.dataset import prepare
+    from benchmark.rundir import RunDir
     from benchmark.train import RunSpec, train_run
 
     root, path = experiment
     cfg = load_config(path, overrides)
     spec = RunSpec("r", "t", "ce", {}, "tiny_cnn", None, 0, 0, 0)
-    return train_run(spec, cfg, prepare(cfg), root / "runs" / name, torch.device(device), show_progress=False)
+    return train_run(spec, cfg, prepare(cfg), RunDir(root / "runs" / name), torch.device(device), show_progress=False)

@@ -25,8 +25,9 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.config import load_config
+from benchmark.crash import CRASH_ENV
 from benchmark.runner import run_sweep
-from benchmark.store import CRASH_ENV, Store, load_results
+from benchmark.store import Store, load_results
 from tests.conftest import make_image_folder, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -336,10 +337,10 @@ def test_damaged_files_never_stop_status_report_or_run(name, finished, tmp_path,
 
 def _interrupted(tmp_path: Path) -> tuple[Path, Path]:
     """(experiment, output folder) of one run (ce, fold 0) stopped after its first epoch checkpoint."""
-    import benchmark.train as train
+    import benchmark.rundir as rundir
 
     experiment = _small_experiment(tmp_path, tmp_path / "out", make_image_folder(tmp_path / "data", IMAGES))
-    real_save = train._save_checkpoint
+    real_save = rundir.save_checkpoint
 
     def stop_after_first_epoch(path, payload):
         real_save(path, payload)
@@ -347,7 +348,7 @@ def _interrupted(tmp_path: Path) -> tuple[Path, Path]:
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "_save_checkpoint", stop_after_first_epoch)
+        patch.setattr(rundir, "save_checkpoint", stop_after_first_epoch)
         with pytest.raises(KeyboardInterrupt):
             run_sweep(load_config(experiment), only={"fold": {"0"}}, show_progress=False)
     return experiment, tmp_path / "out"

@@ -21,9 +21,10 @@ import yaml
 from scipy import stats
 
 from benchmark.cli import main as cli_main
+from benchmark.crash import CRASH_ENV
 from benchmark.errors import UserError
 from benchmark.report import build_report
-from benchmark.store import CRASH_ENV, Store
+from benchmark.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["good", "insufficient", "excess"]

@@ -58,14 +58,14 @@ def test_same_config_same_numbers(tmp_path, image_folder):
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, image_folder, monkeypatch):
-    import benchmark.train as train
+    import benchmark.rundir as rundir
 
     full = write_config(tmp_path / "full" / "exp.yaml", image_folder, methods=["ce"])
     part = write_config(tmp_path / "part" / "exp.yaml", image_folder, methods=["ce"])
     overrides = ["train.epochs=3", "protocol.folds=2"]
     run_sweep(load_config(full, overrides), show_progress=False)
 
-    real_save, calls = train._save_checkpoint, {"n": 0}
+    real_save, calls = rundir.save_checkpoint, {"n": 0}
 
     def crash_after_second_epoch(path, payload):
         real_save(path, payload)
@@ -74,10 +74,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, image_folder, monk
             if calls["n"] == 2:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "_save_checkpoint", crash_after_second_epoch)
+    monkeypatch.setattr(rundir, "save_checkpoint", crash_after_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(load_config(part, overrides), show_progress=False)
-    monkeypatch.setattr(train, "_save_checkpoint", real_save)
+    monkeypatch.setattr(rundir, "save_checkpoint", real_save)
     leftovers = list((part.parent / "out" / "runs").glob("*/last.pt"))
     assert len(leftovers) == 1
     counts = run_sweep(load_config(part, overrides), show_progress=False)

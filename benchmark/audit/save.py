@@ -1,15 +1,14 @@
-"""Write audit.json and audit.md atomically (temp file + os.replace)."""
+"""Write audit.json and audit.md atomically (benchmark/atomic.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.atomic import atomic_write_text
 from benchmark.audit.render import render_markdown
 
 
@@ -28,24 +27,12 @@ def plain(value: object) -> object:
     return value
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_audit(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """Write `<out_dir>/audit.json` and `<out_dir>/audit.md`; return their paths."""
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "audit.json", out_dir / "audit.md"
     text = json.dumps(plain(result), indent=1, allow_nan=False)
     markdown = render_markdown(result)
-    write_atomic(json_path, text + "\n")
-    write_atomic(md_path, markdown)
+    atomic_write_text(json_path, text + "\n")
+    atomic_write_text(md_path, markdown)
     return json_path, md_path

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 import methods
+from benchmark.atomic import atomic_write_text
 from benchmark.metrics import classification_metrics
-from benchmark.store import atomic_write_text
+from benchmark.rundir import RunDir
 from benchmark.train import epoch_scores
 
 
@@ -78,10 +79,10 @@ def checkpoint_seconds(backbone: str, image_size: int, x: torch.Tensor, repeats:
     model(x).sum().backward()
     opt.step()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "last.pt"
-        seconds = _median_s(lambda: torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, path),
+        run = RunDir(tmp)
+        seconds = _median_s(lambda: run.save_last({"model": model.state_dict(), "optimizer": opt.state_dict()}),
                             repeats)
-        return {"seconds": seconds, "bytes": path.stat().st_size}
+        return {"seconds": seconds, "bytes": run.last_path.stat().st_size}
 
 
 def metric_seconds(n: int, classes: int, repeats: int) -> dict:

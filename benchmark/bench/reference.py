@@ -23,7 +23,8 @@ import methods
 from benchmark.bench.setup import BenchData
 from benchmark.bench.throughput import bench_trainer
 from benchmark.errors import UserError
-from benchmark.train import _save_checkpoint, run_epoch, synchronize
+from benchmark.rundir import RunDir
+from benchmark.train import run_epoch, synchronize
 
 
 def _reference_loaders(bench: BenchData) -> tuple[DataLoader, DataLoader]:
@@ -119,7 +120,7 @@ def run_reference(bench: BenchData, device: torch.device, show_progress: bool = 
     bar.close()
     with tempfile.TemporaryDirectory(prefix="solderbench-bench-") as tmp:
         tick = time.perf_counter()
-        _save_checkpoint(Path(tmp) / "last.pt", trainer.state() | {"history": [row], "epoch": 1})
+        RunDir(tmp).save_last(trainer.state() | {"history": [row], "epoch": 1})
         checkpoint_s = time.perf_counter() - tick
     reference_val = reference.validate()
     ours = ours_train_val + checkpoint_s

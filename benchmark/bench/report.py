@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.store import atomic_write_text
+from benchmark.atomic import atomic_write_text
 
 
 def machine() -> dict:

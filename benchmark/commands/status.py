@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark.rundir import warn_damaged
     from benchmark.runner import open_sweep
-    from benchmark.store import warn_damaged
     from benchmark.tune.studies import frontier, resolve_tuning
 
     cfg = load_config(args.config, args.overrides)

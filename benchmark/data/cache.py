@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.atomic import atomic_write, atomic_write_text
 from benchmark.data.folders import FileList
 from benchmark.data.images import load_rgb, resize_square
 from benchmark.errors import UserError, safe_name
-from benchmark.store import atomic_path, atomic_write_text
 
 
 @dataclass
@@ -42,8 +42,7 @@ def _decode_all(files: FileList, size: int, policy: str, via: int | None) -> tup
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     """np.save via a temp file that is renamed into place, or removed when the write fails (a full disk)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array)
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def _check_every_class_readable(files: FileList, keep: np.ndarray, bad: list[tuple[int, str]]) -> None:

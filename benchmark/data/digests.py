@@ -62,6 +62,6 @@ def content_digests(paths: list[Path], cache_file: Path | None = None) -> list[s
 
 
 def _save(cache_file: Path, known: dict) -> None:
-    from benchmark.store import atomic_write_text
+    from benchmark.atomic import atomic_write_text
 
     atomic_write_text(cache_file, json.dumps(known, separators=(",", ":")))

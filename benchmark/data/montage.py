@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from benchmark.atomic import atomic_write
 from benchmark.data.images import load_rgb
 from benchmark.errors import UserError
 
@@ -68,16 +67,7 @@ def build_montage(
 
 
 def save_png(image: Image.Image, out: Path) -> Path:
-    """Write a PNG atomically (temp file beside it, then rename)."""
+    """Write a PNG atomically (benchmark/atomic.py)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(out, lambda handle: image.save(handle, format="PNG"))
     return out

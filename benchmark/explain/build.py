@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import UserError
 from benchmark.explain import diversity as div
 from benchmark.explain import figures
@@ -45,7 +46,7 @@ from benchmark.explain.noise import (
     top_region,
 )
 from benchmark.metrics import classification_metrics
-from benchmark.store import Store, atomic_write_text
+from benchmark.store import Store
 
 RUN_KEYS = ["run_id", "backbone", "label", "method_label", "repeat", "fold", "seed"]
 

@@ -80,7 +80,7 @@ def load_experiment(target: str | Path) -> tuple[dict, Path]:
 
 def short_labels(records: list[dict]) -> dict[str, str]:
     """Per run id: the method, with only the parameters that differ among the chosen runs of that method."""
-    params = {r["run_id"]: json.loads(r.get("method_params") or "{}") for r in records}
+    params = {r["run_id"]: r.get("method_params") or {} for r in records}
     labels = {}
     for record in records:
         same_method = [params[r["run_id"]] for r in records if r["method"] == record["method"]]
@@ -97,7 +97,7 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
     """The runs to explain: `requested` ids, or each finished (method setting, backbone) at fold 0, repeat 0, first seed."""
     records = [r for r in store.records() if r.get("run_id")]
     finished = {r["run_id"]: r for r in records
-                if r.get("status") == "done" and (store.run_dir(r["run_id"]) / "best.pt").is_file()}
+                if r.get("status") == "done" and store.run(r["run_id"]).has_best()}
     if requested:
         known = {r["run_id"]: r for r in records}
         for run_id in requested:
@@ -124,7 +124,8 @@ def order_records(records: list[dict], cfg: dict) -> list[dict]:
     def key(r: dict) -> tuple:
         b = backbones.index(r["backbone"]) if r["backbone"] in backbones else len(backbones)
         m = method_names.index(r["method"]) if r["method"] in method_names else len(method_names)
-        return b, r["backbone"], m, r["method"], r.get("method_params", ""), r["repeat"], r["fold"], r["seed"]
+        params = json.dumps(r.get("method_params") or {}, sort_keys=True)
+        return b, r["backbone"], m, r["method"], params, r["repeat"], r["fold"], r["seed"]
 
     return sorted(records, key=key)
 
@@ -139,7 +140,7 @@ def prepare_data(cfg: dict, records: list[dict]) -> Prepared:
                 f"run {record['run_id']}: it was trained on other data or folds (folds_fingerprint "
                 f"{record['folds_fingerprint']} != {prepared.folds_fingerprint} now); explain it with its own data"
             )
-        classes = json.loads(record.get("task_classes") or "[]")
+        classes = record.get("task_classes") or []
         if classes and classes != prepared.class_names:
             raise UserError(f"run {record['run_id']}: classes {classes} differ from the data's {prepared.class_names}")
     return prepared
@@ -160,10 +161,10 @@ def test_part(prepared: Prepared, repeat: int, fold: int) -> TestPart:
 def load_run(record: dict, store: Store, cfg: dict, num_classes: int, label: str) -> LoadedRun:
     """The run's model with its selected checkpoint (best.pt), in eval mode on the CPU."""
     spec = RunSpec(record["run_id"], record.get("experiment", cfg["name"]), record["method"],
-                   json.loads(record.get("method_params") or "{}"), record["backbone"], None,
+                   record.get("method_params") or {}, record["backbone"], None,
                    int(record["repeat"]), int(record["fold"]), int(record["seed"]))
     model, _ = build_model(spec, num_classes, cfg["data"]["image_size"])
-    state = torch.load(store.run_dir(spec.run_id) / "best.pt", map_location="cpu", weights_only=True)
+    state = store.run(spec.run_id).load_best(torch.device("cpu"))
     model.load_state_dict(state["model"])
     model.eval()
     return LoadedRun(spec, record, label, model)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark.atomic import atomic_write_csv, atomic_write_text
 from benchmark.errors import UserError
 from benchmark.report import figures as figs
 from benchmark.report import html, stats, tables
@@ -25,7 +26,6 @@ from benchmark.report.provenance import provenance
 from benchmark.report.publish import check_replaceable, publish, recover, staging, write_marker
 from benchmark.report.selection import Rows, build_rows
 from benchmark.report.tuning import budget_table, partial_tuning, tuning_note
-from benchmark.store import atomic_write_csv, atomic_write_text
 
 CALIBRATION = ["test_ece", "test_nll", "test_entropy"]
 PERF_CAPTION = "Test performance: mean ± std over folds (× repeats × seeds); best per column in bold."

@@ -21,6 +21,7 @@ from benchmark.metrics import ECE_BINS, expected_calibration_error
 from benchmark.report.columns import info
 from benchmark.report.selection import Rows
 from benchmark.report.stats import Friedman
+from benchmark.store import Store
 
 PARAM_SYMBOLS = {"alpha": "α", "beta": "β", "epsilon": "ε", "gamma": "γ"}
 CI_NOTE = "error bars: 95% t-interval over folds × repeats × seeds"
@@ -172,9 +173,8 @@ def cd_diagram(result: Friedman, colors: dict, out: Path) -> Figure:
 def _predictions(output_dir: Path, run_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     probs, labels = [], []
     for run_id in run_ids:
-        path = output_dir / "runs" / str(run_id) / "predictions.csv"
-        if path.is_file():
-            frame = pd.read_csv(path)
+        frame = Store(output_dir).run(str(run_id)).read_predictions()
+        if frame is not None:
             probs.append(frame.filter(like="prob_").to_numpy(dtype=np.float64))
             labels.append(frame["label"].to_numpy(dtype=int))
     if not probs:

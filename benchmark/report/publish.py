@@ -22,8 +22,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmark.atomic import atomic_write_text
+from benchmark.crash import crash_point
 from benchmark.errors import UserError
-from benchmark.store import atomic_write_text, crash_point
 
 MARKER = ".solderbench-report"
 LEGACY_FILES = {"index.html", "results.csv", "epochs.csv", "selection.csv"}

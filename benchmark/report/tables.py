@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.atomic import atomic_write_text
 from benchmark.report.columns import info
 from benchmark.report.selection import Rows
-from benchmark.store import atomic_write_text
 
 PLUS_MINUS = {"md": "±", "csv": "±", "html": "±", "tex": r"$\pm$"}
 DASH = {"md": "—", "csv": "—", "html": "—", "tex": "--"}
