@@ -173,6 +173,23 @@ def make_folds(files: FileList, spec: ProtocolSpec) -> list[Fold]:
     return folds
 
 
+def outer_folds(rows: np.ndarray, labels: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
+    """Stratified `n_folds`-fold over `rows` (labels aligned with them), with no validation part: the outer split of
+    `make_folds` on its own (the audit's shortcut check on a folder without an experiment)."""
+    splitter = _outer_splitter(ProtocolSpec(folds=n_folds, stratify=True), seed, grouped=False)
+    empty = np.empty(0, dtype=np.int64)
+    return [Fold(0, i, rows[train], empty, rows[test]) for i, (train, test) in enumerate(splitter.split(rows, labels))]
+
+
+def sized_split(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> Fold:
+    """One stratified split into `n_train` training, `n_val` validation and the rest test images (`bench`);
+    ValueError when a class cannot be on each side."""
+    idx = np.arange(len(labels))
+    train, rest = train_test_split(idx, train_size=n_train, stratify=labels, random_state=seed)
+    val, test = train_test_split(rest, train_size=n_val, stratify=labels[rest], random_state=seed)
+    return Fold(0, 0, np.sort(train), np.sort(val), np.sort(test))
+
+
 def folds_fingerprint(files: FileList, folds: list[Fold]) -> str:
     digest = hashlib.sha256()
     names = files.relative()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from benchmark.audit.duplicates import NEAR_THRESHOLD, duplicate_report, leakage_report
 from benchmark.audit.findings import findings
 from benchmark.audit.inventory import inspect_files, summarize
 from benchmark.audit.shortcuts import TREES, shortcut_report
 from benchmark.data.folders import FileList
-from benchmark.protocol import Fold
+from benchmark.protocol import Fold, outer_folds
 
 DEFAULT_FOLDS = 5
 DEFAULT_SEED = 42
@@ -24,13 +22,7 @@ def default_folds(table: pd.DataFrame, n_folds: int = DEFAULT_FOLDS, seed: int =
     k = min(n_folds, int(counts.min())) if len(counts) >= 2 else 0
     if k < 2:
         return []
-    rows = ok.index.to_numpy()
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    empty = np.empty(0, dtype=np.int64)
-    return [
-        Fold(0, i, rows[train], empty, rows[test])
-        for i, (train, test) in enumerate(splitter.split(rows, ok["label"].to_numpy()))
-    ]
+    return outer_folds(ok.index.to_numpy(), ok["label"].to_numpy(), k, seed)
 
 
 def run_audit(

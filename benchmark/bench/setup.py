@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 import methods
 from benchmark.config import AUGMENTATIONS, SCHEMA
 from benchmark.data.cache import decode
 from benchmark.dataset import Prepared, data_folder, positive_index, scan_config
 from benchmark.errors import UserError
-from benchmark.protocol import Fold
+from benchmark.protocol import Fold, sized_split
 from benchmark.schema import validate
 
 REFERENCE_SPLIT = (2370, 508)  # the published script's epoch: 2,370 training and 508 validation images
@@ -89,14 +88,11 @@ def bench_split(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> Fold
     """A stratified train / validation split of `n_train` / `n_val` images (at most 70% / 15% of the data)."""
     n = len(labels)
     n_train, n_val = min(n_train, round(0.70 * n)), min(n_val, round(0.15 * n))
-    idx = np.arange(n)
     try:
-        train, rest = train_test_split(idx, train_size=n_train, stratify=labels, random_state=seed)
-        val, test = train_test_split(rest, train_size=n_val, stratify=labels[rest], random_state=seed)
+        return sized_split(labels, n_train, n_val, seed)
     except ValueError as exc:
         raise UserError(f"--data: cannot split {n} images into {n_train} training and {n_val} validation images "
                         f"with every class on each side ({exc}); use more images or --classes binary") from None
-    return Fold(0, 0, np.sort(train), np.sort(val), np.sort(test))
 
 
 def prepare_bench_data(opts: BenchOptions) -> BenchData:
