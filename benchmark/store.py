@@ -174,7 +174,7 @@ class Store:
 
 # Flattening the structured records into the tidy table: JSON text per nested value, encoded as records written
 # before the structured format held it, so that results.csv is the same for either format.
-SORTED_KEYS = ("method_params",)
+SORTED_KEYS = ("method_params", "tune_params")
 
 
 def flat_row(record: dict) -> dict:
