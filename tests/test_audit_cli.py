@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.cli import main
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 def make_folder(root: Path, sizes: dict[str, int], n: int = 10) -> Path:

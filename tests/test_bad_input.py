@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from benchmark.cli import main
-from tests.conftest import make_image_folder, write_config
+from tests.helpers import make_image_folder, write_config
 
 FAST = {"epochs": 1, "batch_size": 8, "threads": 1}
 

@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.train import Trainer, resolve_device
-from tests.conftest import make_image_folder
+from tests.helpers import make_image_folder
 
 TINY = ["--backbone", "tiny_cnn", "--image-size", "16", "--quiet"]
 

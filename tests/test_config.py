@@ -5,7 +5,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.errors import UserError
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 def test_defaults_filled_and_root_resolved(tmp_path, image_folder):
@@ -78,7 +78,7 @@ def test_shipped_experiments_validate_and_plan(tmp_path, monkeypatch):
     """Every shipped experiment plans and passes the pre-flight checks: on the real data where it is here, else on a
     small stand-in with the real folder names ($SOLDERBENCH_DATA)."""
     from benchmark.runner import check_sweep, open_sweep
-    from tests.conftest import make_image_folder
+    from tests.helpers import make_image_folder
 
     names = ["normal", "excessive_solder", "insufficient_solder", "shifted_component", "short"]
     monkeypatch.setenv("SOLDERBENCH_DATA", str(make_image_folder(tmp_path / "solder-joint-dataset",

@@ -28,7 +28,7 @@ from benchmark.config import load_config
 from benchmark.crash import CRASH_ENV
 from benchmark.runner import run_sweep
 from benchmark.store import Store, load_results
-from tests.conftest import make_image_folder, write_config
+from tests.helpers import make_image_folder, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 3

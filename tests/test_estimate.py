@@ -10,7 +10,7 @@ from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.estimate import Probe, run_seconds
 from benchmark.runner import open_sweep
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 def test_dry_run_prints_runs_and_estimated_time_per_backbone(tmp_path, image_folder, capsys):

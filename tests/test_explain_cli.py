@@ -9,7 +9,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.runner import run_sweep
-from tests.conftest import make_image_folder, write_config
+from tests.helpers import make_image_folder, write_config
 
 FAST = ["--images", "4", "--eval-images", "8", "--gaussian", "0", "0.1", "--salt-pepper", "0", "0.05", "--quiet"]
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from benchmark.data.cache import decode
 from benchmark.data.folders import scan
-from tests.conftest import make_image_folder
+from tests.helpers import make_image_folder
 
 
 def _rewrite_same_size(path, value: int) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from benchmark.cli import main
 from benchmark.store import load_results
-from tests.conftest import make_image_folder, write_config
+from tests.helpers import make_image_folder, write_config
 
 
 def test_every_method_is_tested_on_the_same_files_per_fold(tmp_path, image_folder):

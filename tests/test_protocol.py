@@ -4,7 +4,7 @@ import pytest
 from benchmark.data.folders import scan
 from benchmark.errors import UserError
 from benchmark.protocol import ProtocolSpec, groups_from_names, make_folds
-from tests.conftest import make_image_folder
+from tests.helpers import make_image_folder
 
 
 def test_folds_are_stratified_disjoint_and_cover_everything(image_folder):

@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.store import load_results
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

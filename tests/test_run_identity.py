@@ -10,7 +10,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.runner import open_sweep
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 FAILING_PLUGIN = '''
 import methods
@@ -116,7 +116,7 @@ def test_each_record_holds_the_resolved_config_its_run_id_hashes(tmp_path, image
 
 
 def test_a_method_that_cannot_train_the_task_is_refused_before_any_folder(tmp_path, capsys):
-    from tests.conftest import make_image_folder
+    from tests.helpers import make_image_folder
 
     data = make_image_folder(tmp_path / "data", {"a": 9, "b": 9, "c": 9})
     path = write_config(tmp_path / "exp.yaml", data, data={"root": str(data), "image_size": 16, "positive": None},

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import augmented_experiment, write_config
 
 from benchmark.cli import main
 from benchmark.store import Store, load_results
+from tests.helpers import augmented_experiment, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDS = sorted((REPO / "reports" / "records").glob("*/runs"))

@@ -10,7 +10,7 @@ from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.runner import run_sweep
 from benchmark.store import load_results
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 IDENTITY = ["method_label", "backbone", "fold", "repeat", "seed", "run_id"]
 METRICS = ["test_accuracy", "test_f1", "test_auroc", "test_nll", "test_ece", "val_f1", "selected_epoch"]
@@ -144,7 +144,7 @@ def _trainer(tmp_path, batch_size: int):
 
     from benchmark.dataset import prepare
     from benchmark.train import FoldData, RunSpec, Trainer
-    from tests.conftest import augmented_experiment
+    from tests.helpers import augmented_experiment
 
     _, path = augmented_experiment(tmp_path)
     cfg = load_config(path, [f"train.batch_size={batch_size}"])

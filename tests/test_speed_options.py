@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark.train import augment_batch, channel_stats, draw_augmentations, epoch_scores
-from tests.conftest import augmented_experiment, train_tiny
+from tests.helpers import augmented_experiment, train_tiny
 
 COMPARED = ["accuracy", "f1", "macro_f1", "nll", "brier", "auroc"]
 

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from benchmark.cli import main
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 def test_edited_config_tables_hold_only_the_current_runs(tmp_path, image_folder, capsys):
