@@ -70,9 +70,6 @@ class Store:
         """Every run folder under runs/, by run id."""
         return [RunDir(p) for p in sorted((self.root / "runs").glob("*")) if p.is_dir()]
 
-    def run_dir(self, run_id: str) -> Path:
-        return self.run(run_id).path
-
     def read_record(self, run_id: str) -> dict | None:
         """The run's record; None when it has none or only a damaged one (`damaged` says which)."""
         return self.run(run_id).read_record()[0]

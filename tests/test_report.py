@@ -97,14 +97,13 @@ def make_store(root: Path, *, folds: int = 5, repeats: int = 1, settings=SETTING
 
 
 def _write_run_files(store: Store, run_id: str, record: dict, rng, n_test: int, epochs: int, k: int) -> None:
-    run_dir = store.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = store.run(run_id)
     probs = rng.dirichlet(np.ones(k) * 0.6, size=n_test)
     labels = rng.integers(0, k, size=n_test)
     frame = pd.DataFrame({"file": [f"img_{i}.png" for i in range(n_test)], "label": labels, "pred": probs.argmax(1)})
     for c, name in enumerate(CLASSES[:k]):
         frame[f"prob_{name}"] = probs[:, c]
-    frame.to_csv(run_dir / "predictions.csv", index=False)
+    run_dir.write_predictions(frame)
     history = pd.DataFrame({
         "run_id": run_id, "experiment": "demo", "method": record["method"], "method_label": record["method_label"],
         "backbone": record["backbone"], "fold": record["fold"], "repeat": record["repeat"], "seed": 0,
@@ -113,7 +112,7 @@ def _write_run_files(store: Store, run_id: str, record: dict, rng, n_test: int, 
         "val_accuracy": rng.uniform(0.6, 0.95, epochs), "val_f1": rng.uniform(0.6, 0.95, epochs),
         "val_macro_f1": rng.uniform(0.6, 0.95, epochs), "lr": 1e-4, "epoch_time_s": 1.0,
     })
-    history.to_csv(run_dir / "epochs.csv", index=False)
+    run_dir.write_epochs(history)
 
 
 def expected_selection(truth: pd.DataFrame, method: str, score: str) -> pd.DataFrame:
