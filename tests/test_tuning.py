@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.store import CRASH_ENV
+from benchmark.crash import CRASH_ENV
 from benchmark.tune.sampling import Finished, draw, grid_points
 from methods.space import Choice, IntUniform, LogUniform, Uniform
-from tests.conftest import make_image_folder, write_config
+from tests.helpers import make_image_folder, write_config
 
 TUNE = {"trials": 3, "sampler": "tpe", "seed": 0, "space": {"train.optimizer.lr": {"log_uniform": [1.0e-3, 3.0e-2]}}}
 REPO = Path(__file__).resolve().parent.parent
