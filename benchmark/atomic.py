@@ -8,11 +8,12 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING
 
 from benchmark.crash import crash_point
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI's parser imports this module
+    import pandas as pd
 
 _UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), so that atomic writes give files
 os.umask(_UMASK)          # the mode a plain open() would, not mkstemp's 0600
