@@ -76,8 +76,7 @@ class Store:
 
     def read_history(self, run_id: str) -> pd.DataFrame | None:
         """The run's epoch history (epochs.csv), or None if it has none or it cannot be read."""
-        path = self.run_dir(run_id) / "epochs.csv"
-        return read_epochs_file(path)[0] if path.is_file() else None
+        return self.run(run_id).read_epochs()[0]
 
     def write_record(self, record: dict) -> None:
         self.run(record["run_id"]).write_record(record)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.store import CRASH_ENV
-from tests.conftest import make_image_folder, write_config
+from benchmark.crash import CRASH_ENV
+from tests.helpers import make_image_folder, write_config
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
