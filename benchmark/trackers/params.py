@@ -22,20 +22,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: json.dumps(value) if isinstance(value, list) else value}
 
 
-def _decoded(value: Any) -> Any:
-    """Records of older versions hold some objects as JSON text."""
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def run_params(record: dict) -> dict[str, str]:
-    """Resolved config (the run's own, with a trial's overrides) and method parameters, as text."""
-    params = flatten(_decoded(record.get("resolved_config")) or {})
-    params |= {f"method_params.{k}": v for k, v in (_decoded(record.get("method_params")) or {}).items()}
+    """Resolved config (the run's own, with a trial's overrides) and method parameters, as text; `record` is
+    structured (as `RunDir` reads it and `make_record` makes it)."""
+    params = flatten(record.get("resolved_config") or {})
+    params |= {f"method_params.{k}": v for k, v in (record.get("method_params") or {}).items()}
     return {key: str(value) for key, value in params.items()}
 
 
