@@ -3,228 +3,19 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from benchmark.config_errors import error_text
 from benchmark.errors import ECHO_LIMIT, UserError, brief, safe_name
-from benchmark.schema import Field, Section, at_least, int_range, open_interval, positive, validate
+from benchmark.experiment import SEED_MAX, Experiment, Protocol
 
-AUGMENTATIONS = ("hflip", "vflip", "rot90")
-SELECT_BY = ("val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last")
 DATASET_URL = "github.com/furkanulger/solder-joint-dataset"
-
-
-def _device_check(value: str) -> str | None:
-    if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
-        return None
-    return "allowed: auto | cpu | cuda | cuda:N | mps"
-
-
-def _workers_check(value: int | str) -> str | None:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return None
-    return "allowed: an integer ≥ 1 or 'auto'"
-
-
-SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
-
-
-def _seed_list(value: list) -> str | None:
-    if value and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX for v in value):
-        return None
-    return f"must be a non-empty list of integers in 0..{SEED_MAX}"
-
-
-def _regex_check(value: str) -> str | None:
-    if value == "duplicates":
-        return None
-    try:
-        compiled = re.compile(value)
-    except re.error as exc:
-        return f"not a valid regular expression ({exc})"
-    return None if compiled.groups >= 1 else "needs one capturing group, e.g. '(normal_b\\d)', or the value 'duplicates'"
-
-
-def _methods_check(value: list) -> str | None:
-    for item in value:
-        if isinstance(item, str):
-            continue
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            return "each entry must be a method name or a mapping with a 'name' key (other keys: its parameters)"
-    return None if value else "must list at least one method"
-
-
-def _backbones_check(value: list) -> str | None:
-    for item in value:
-        if isinstance(item, str):
-            continue
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "weights"}:
-            return "each entry must be a backbone name or a mapping with keys name and optional weights (a local file)"
-    return None if value else "must list at least one backbone"
-
-
-def _classes_check(value: dict) -> str | None:
-    owner: dict[str, object] = {}
-    for label, folders in value.items():
-        if not isinstance(folders, list) or not folders or not all(isinstance(f, str) for f in folders):
-            return f"class {brief(label)} must map to a non-empty list of folder names"
-        for folder in folders:
-            if folder in owner:
-                other = "twice in the same class" if owner[folder] == label else f"in two classes, {brief(owner[folder])} and"
-                return f"folder {brief(folder)} is listed {other} {brief(label)}; each folder may belong to one class"
-            owner[folder] = label
-    return None if len(value) >= 2 else "needs at least two classes"
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-TRACKERS = ("mlflow", "tensorboard")
-SAMPLERS = ("tpe", "random", "grid")
-DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
-
-
-def _space_check(value: dict) -> str | None:
-    """Each entry: KEY (train.optimizer.lr or METHOD.PARAM) → {uniform|log_uniform|int: [low, high]} or {choice: [...]}."""
-    for key, dist in value.items():
-        if not isinstance(key, str) or "." not in key:
-            return f"key {brief(key)} must be a dotted name: train.optimizer.lr or METHOD.PARAM (e.g. alpha_js.beta)"
-        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-            return (f"{key}: expected one of {{uniform: [low, high]}}, {{log_uniform: [low, high]}}, "
-                    "{int: [low, high]}, {choice: [values]}")
-        kind, bounds = next(iter(dist.items()))
-        if kind == "choice":
-            if not isinstance(bounds, list) or not bounds:
-                return f"{key}: choice needs a non-empty list of values"
-            continue
-        numbers_ok = isinstance(bounds, list) and len(bounds) == 2 and all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
-        if not numbers_ok or not bounds[0] < bounds[1]:
-            return f"{key}: {kind} needs [low, high] with low < high"
-        if kind == "log_uniform" and bounds[0] <= 0:
-            return f"{key}: log_uniform needs low > 0"
-        if kind == "int" and not all(isinstance(b, int) for b in bounds):
-            return f"{key}: int needs integer bounds"
-    return None
-
-
-SCHEMA = Section(
-    {
-        "name": Field((str,), required=True, doc="experiment name (used for output and report folders)"),
-        "plugins": Field((list,), default=[], doc="modules or .py files that register more methods"),
-        "data": Section(
-            {
-                "root": Field((str,), required=True, doc="a folder, or 'synthetic'"),
-                "layout": Field((str,), default="folders", choices=("folders", "split")),
-                "classes": Field((dict,), nullable=True, check=_classes_check),
-                "positive": Field((str,), nullable=True, doc="class for F1/precision/recall (default: the second class)"),
-                "image_size": Field((int,), default=84, check=at_least(8)),
-                "resize": Section(
-                    {
-                        "policy": Field((str,), default="stretch", choices=("stretch", "letterbox", "via")),
-                        "via": Field((int,), nullable=True, check=at_least(4)),
-                    }
-                ),
-                "augment": Field((list,), default=[], choices=AUGMENTATIONS),
-                "on_bad_file": Field((str,), default="skip", choices=("skip", "error")),
-                "synthetic": Section(
-                    {
-                        "n": Field((int,), default=1000, check=at_least(10)),
-                        "seed": Field((int,), default=0, check=int_range(0, SEED_MAX)),
-                        "size": Field((int,), default=64, check=at_least(16)),
-                        "normal_fraction": Field((float,), default=0.8, check=open_interval(0, 1)),
-                    }
-                ),
-            }
-        ),
-        "protocol": Section(
-            {
-                "kind": Field((str,), default="kfold", choices=("kfold", "fixed")),
-                "folds": Field((int,), default=5, check=at_least(2)),
-                "repeats": Field((int,), default=1, check=at_least(1)),
-                "stratify": Field((bool,), default=True),
-                "group_by": Field((str,), nullable=True, check=_regex_check,
-                                  doc="regex on file names (first group = group id), or 'duplicates'"),
-                "val_fraction": Field((float,), default=0.15, check=open_interval(0, 1)),
-                "select_by": Field((str,), default="val_f1", choices=SELECT_BY),
-                "seed": Field((int,), default=42, check=int_range(0, SEED_MAX)),
-            }
-        ),
-        "train": Section(
-            {
-                "epochs": Field((int,), default=100, check=at_least(1)),
-                "batch_size": Field((int,), default=64, check=at_least(1)),
-                "eval_batch_size": Field((int,), default=256, check=at_least(1)),
-                "optimizer": Section(
-                    {
-                        "name": Field((str,), default="adam", choices=("adam", "adamw", "sgd")),
-                        "lr": Field((float,), default=1e-4, check=positive),
-                        "weight_decay": Field((float,), default=1e-3, check=at_least(0)),
-                        "momentum": Field((float,), default=0.9, check=at_least(0)),
-                    }
-                ),
-                "scheduler": Section(
-                    {
-                        "name": Field((str,), default="cosine", choices=("cosine", "step")),
-                        "step_size": Field((int,), default=30, check=at_least(1)),
-                        "gamma": Field((float,), default=0.1, check=positive),
-                    },
-                    nullable=True,
-                    default_null=True,
-                ),
-                "early_stopping": Section(
-                    {"patience": Field((int,), default=15, check=at_least(1))}, nullable=True, default_null=True
-                ),
-                "channels_last": Field((bool,), default=True, doc="memory format; does not change results"),
-                "amp": Field((bool,), default=False, doc="mixed precision (bf16 on CPU, fp16 on CUDA)"),
-                "deterministic": Field((bool,), default=False,
-                                       doc="CUDA: deterministic cuDNN/cuBLAS kernels, so a GPU run repeats exactly; slower"),
-                "compile": Field((bool,), default=False, doc="torch.compile the model"),
-                "compile_mode": Field((str,), default="default", choices=COMPILE_MODES,
-                                      doc="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs on a GPU"),
-                "threads": Field((int,), nullable=True, check=at_least(1), doc="torch threads (default: all cores)"),
-            }
-        ),
-        "methods": Field((list,), required=True, check=_methods_check),
-        "backbones": Field((list,), required=True, check=_backbones_check),
-        "seeds": Field((list,), default=[0], check=_seed_list),
-        "tune": Section(
-            {
-                "trials": Field((int,), default=8, check=at_least(1), doc="trials per method and fold (the budget)"),
-                "sampler": Field((str,), default="tpe", choices=SAMPLERS, doc="Optuna sampler"),
-                "seed": Field((int,), default=0, check=int_range(0, SEED_MAX)),
-                "space": Field((dict,), default={}, check=_space_check,
-                               doc="extra or overriding search dimensions: train.* keys for every method, METHOD.PARAM"),
-            },
-            nullable=True,
-            default_null=True,
-        ),
-        "run": Section(
-            {
-                "executor": Field((str,), default="local", choices=("local", "ray")),
-                "workers": Field((int, str), default=1, check=_workers_check,
-                                 doc="local executor: runs trained at once, or 'auto' (cores ÷ train.threads)"),
-                "device": Field((str,), default="auto", check=_device_check),
-                "output": Field((str,), nullable=True, doc="default runs/<name>"),
-                "trackers": Field((list,), default=[], choices=TRACKERS,
-                                  doc="also log every run to MLflow and/or TensorBoard (optional extras)"),
-                "tracking_uri": Field((str,), nullable=True,
-                                      doc="MLflow tracking URI (default: an SQLite store in the output folder)"),
-                "ray": Section(
-                    {
-                        "address": Field((str,), nullable=True),
-                        "num_cpus_per_run": Field((float,), default=1.0, check=positive),
-                        "num_gpus_per_run": Field((float,), default=0.0, check=at_least(0)),
-                        "max_retries": Field((int,), default=1, check=at_least(0)),
-                    }
-                ),
-            }
-        ),
-    }
-)
 
 
 MAX_YAML_BYTES = 1 << 20
@@ -393,25 +184,34 @@ def resolve_data_root(root: str, config_dir: Path, where: str) -> Path | str:
     )
 
 
-def _check_protocol_seed(protocol: dict, where: str) -> None:
+def _check_protocol_seed(protocol: Protocol, where: str) -> None:
     """k-fold seeds its splitters with seed + repeat and its validation splits with (seed + repeat) * 1000 + fold:
     every one must be a NumPy seed."""
-    if protocol["kind"] != "kfold":
+    if protocol.kind != "kfold":
         return
-    highest = (SEED_MAX - (protocol["folds"] - 1)) // 1000 - (protocol["repeats"] - 1)
-    if protocol["seed"] > highest:
+    highest = (SEED_MAX - (protocol.folds - 1)) // 1000 - (protocol.repeats - 1)
+    if protocol.seed > highest:
         raise UserError(
-            f"{where}: protocol.seed: must be in 0..{max(highest, 0)} with protocol.folds={protocol['folds']} and "
-            f"protocol.repeats={protocol['repeats']} (the validation splits are seeded with (seed + repeat) * 1000 + "
-            f"fold, which must stay within NumPy's 0..{SEED_MAX}), got {protocol['seed']}"
+            f"{where}: protocol.seed: must be in 0..{max(highest, 0)} with protocol.folds={protocol.folds} and "
+            f"protocol.repeats={protocol.repeats} (the validation splits are seeded with (seed + repeat) * 1000 + "
+            f"fold, which must stay within NumPy's 0..{SEED_MAX}), got {protocol.seed}"
         )
 
 
-def _check_output_outside_data(cfg: dict, where: str) -> None:
+def _check_combinations(cfg: Experiment, where: str) -> None:
+    """Rules between keys: via needs a resolution, fixed folds need the split layout, k-fold seeds stay NumPy seeds."""
+    if cfg.data.resize.policy == "via" and not cfg.data.resize.via:
+        raise UserError(f"{where}: data.resize.via: policy 'via' needs a resolution, e.g. via: 24")
+    if cfg.protocol.kind == "fixed" and cfg.data.layout != "split":
+        raise UserError(f"{where}: protocol.kind: 'fixed' needs data.layout: split")
+    _check_protocol_seed(cfg.protocol, where)
+
+
+def _check_output_outside_data(cfg: Experiment, where: str) -> None:
     """An output folder inside the data folder would be scanned as data by the next run."""
-    if cfg["data"]["root"] == "synthetic":
+    if cfg.data.root == "synthetic":
         return
-    data, output = Path(cfg["data"]["root"]).resolve(), Path(cfg["run"]["output"]).expanduser().resolve()
+    data, output = Path(cfg.data.root).resolve(), Path(cfg.run.output).expanduser().resolve()
     if output == data or data in output.parents:
         raise UserError(
             f"{where}: run.output: {safe_name(output)} is inside data.root {safe_name(data)}; its files would be read "
@@ -419,26 +219,39 @@ def _check_output_outside_data(cfg: dict, where: str) -> None:
         )
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Read, override, validate; returns the resolved config with `_file` and `_dir` keys added."""
+def validate_experiment(raw: dict, where: str) -> Experiment:
+    """The typed experiment; the first problem (in file order of sections) as one UserError line naming `where`."""
+    try:
+        return Experiment.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{where}: {error_text(exc)}") from None
+
+
+def output_folder(name: str, output: str | None) -> str:
+    """Where an experiment's runs go: run.output, else runs/<name> (relative to the working directory)."""
+    return output if output is not None else f"runs/{name}"
+
+
+def output_of(target: str | Path) -> tuple[Path, Path | None]:
+    """What an output TARGET (`report`, `explain`) means: (the output folder, the experiment file or None when TARGET
+    is the folder itself). An experiment file is validated but its data is not looked for."""
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        cfg = validate_experiment(apply_overrides(read_yaml(path), [], str(path)), str(path))
+        return Path(output_folder(cfg.name, cfg.run.output)), path
+    if path.is_dir():
+        return path, None
+    raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read, override, validate; the experiment with data.root resolved and run.output filled in, located at `path`."""
     path = Path(path)
-    raw = apply_overrides(read_yaml(path), list(overrides), str(path))
-    cfg = validate(raw, SCHEMA, str(path), "")
     where = str(path)
-    if cfg["data"]["resize"]["policy"] == "via" and not cfg["data"]["resize"]["via"]:
-        raise UserError(f"{where}: data.resize.via: policy 'via' needs a resolution, e.g. via: 24")
-    if cfg["protocol"]["kind"] == "fixed" and cfg["data"]["layout"] != "split":
-        raise UserError(f"{where}: protocol.kind: 'fixed' needs data.layout: split")
-    _check_protocol_seed(cfg["protocol"], where)
-    cfg["data"]["root"] = str(resolve_data_root(cfg["data"]["root"], path.parent.resolve(), where))
-    if cfg["run"]["output"] is None:
-        cfg["run"]["output"] = f"runs/{cfg['name']}"
+    cfg = validate_experiment(apply_overrides(read_yaml(path), list(overrides), where), where)
+    _check_combinations(cfg, where)
+    data = cfg.data.model_copy(update={"root": str(resolve_data_root(cfg.data.root, path.parent.resolve(), where))})
+    run = cfg.run.model_copy(update={"output": output_folder(cfg.name, cfg.run.output)})
+    cfg = cfg.replace(data=data, run=run)
     _check_output_outside_data(cfg, where)
-    cfg["_file"] = str(path)
-    cfg["_dir"] = str(path.parent.resolve())
-    return cfg
-
-
-def public(cfg: dict) -> dict:
-    """The config without the private `_file`/`_dir` keys (what is saved as config.resolved.yaml)."""
-    return {k: v for k, v in cfg.items() if not k.startswith("_")}
+    return cfg.located(where, path.parent.resolve())
