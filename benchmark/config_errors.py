@@ -18,11 +18,11 @@ _UNKNOWN = ("extra_forbidden", "invalid_key")
 _BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
-def _located(loc: tuple) -> tuple[list[str], FieldInfo | None, type[Section], Any]:
+def _located(loc: tuple, root: type[Section]) -> tuple[list[str], FieldInfo | None, type[Section], Any]:
     """Walk `loc` through the models: (key path, the key's field or None, the section it is in, the unknown key)."""
-    section: type[Section] | None = Experiment
+    section: type[Section] | None = root
     parts: list[str] = []
-    field, parent = None, Experiment
+    field, parent = None, root
     for key in loc:
         if section is None:
             break
@@ -34,9 +34,9 @@ def _located(loc: tuple) -> tuple[list[str], FieldInfo | None, type[Section], An
     return parts, field, parent, None
 
 
-def _rank(error: dict) -> list[tuple[int, int]]:
+def _rank(error: dict, root: type[Section]) -> list[tuple[int, int]]:
     """Sort key: within a section an unknown key comes before its known keys, which come in declaration order."""
-    section: type[Section] | None = Experiment
+    section: type[Section] | None = root
     rank = []
     for key in error["loc"]:
         if section is None:
@@ -58,9 +58,9 @@ def _first_required(section: type[Section], parts: list[str]) -> tuple[list[str]
     raise AssertionError(f"{section.__name__} has no required key")
 
 
-def _message(error: dict) -> str:
+def _message(error: dict, root: type[Section]) -> str:
     kind, value = error["type"], error.get("input")
-    parts, field, section, unknown = _located(error["loc"])
+    parts, field, section, unknown = _located(error["loc"], root)
     path = ".".join(parts)
     if kind in _UNKNOWN or (field is None and unknown is not None):
         key = unknown if unknown is not None else error["loc"][-1]
@@ -92,7 +92,7 @@ def _message(error: dict) -> str:
     return f"{path}: expected {describe(field)}, got {brief(value)}"
 
 
-def error_text(exc: ValidationError) -> str:
-    """The first problem of a failed Experiment validation, as 'KEY.PATH: what is wrong, got VALUE'."""
-    errors = sorted(exc.errors(include_url=False), key=_rank)
-    return _message(errors[0])
+def error_text(exc: ValidationError, root: type[Section] = Experiment) -> str:
+    """The first problem of a failed validation of `root`, as 'KEY.PATH: what is wrong, got VALUE'."""
+    errors = sorted(exc.errors(include_url=False), key=lambda error: _rank(error, root))
+    return _message(errors[0], root)

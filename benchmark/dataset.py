@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,8 @@ from benchmark.data.cache import decode
 from benchmark.data.digests import cache_root
 from benchmark.data.folders import FileList, scan
 from benchmark.errors import UserError, brief
-from benchmark.protocol import Fold, ProtocolSpec, folds_fingerprint, make_folds
+from benchmark.experiment import Experiment
+from benchmark.protocol import Fold, folds_fingerprint, make_folds
 
 
 @dataclass
@@ -29,57 +32,64 @@ class Prepared:
         return self.files.class_names
 
 
-def data_folder(cfg: dict) -> Path:
+@contextmanager
+def about(where: str) -> Iterator[None]:
+    """A UserError raised inside gets `where` (the experiment file) in front: for steps whose errors don't name it."""
+    try:
+        yield
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def data_folder(cfg: Experiment) -> Path:
     """The dataset folder; generates the synthetic set on first use."""
-    data = cfg["data"]
-    if data["root"] != "synthetic":
-        return Path(data["root"])
+    data = cfg.data
+    if data.root != "synthetic":
+        return Path(data.root)
     from benchmark.data.synthetic import ensure_synthetic
 
-    syn = data["synthetic"]
-    return ensure_synthetic(cache_root(), n=syn["n"], seed=syn["seed"], size=syn["size"], normal_fraction=syn["normal_fraction"])
+    syn = data.synthetic
+    with about(cfg.source):
+        return ensure_synthetic(cache_root(), n=syn.n, seed=syn.seed, size=syn.size, normal_fraction=syn.normal_fraction)
 
 
-def protocol_spec(cfg: dict) -> ProtocolSpec:
-    p = cfg["protocol"]
-    return ProtocolSpec(p["kind"], p["folds"], p["repeats"], p["stratify"], p["group_by"], p["val_fraction"], p["seed"])
-
-
-def positive_index(cfg: dict, class_names: list[str]) -> int:
-    positive = cfg["data"]["positive"]
+def positive_index(cfg: Experiment, class_names: list[str]) -> int:
+    positive = cfg.data.positive
     if positive is None:
         return 1 if len(class_names) >= 2 else 0
     if positive not in class_names:
-        raise UserError(f"{cfg['_file']}: data.positive: {brief(positive)} is not a class; classes: {', '.join(class_names)}")
+        raise UserError(f"{cfg.source}: data.positive: {brief(positive)} is not a class; classes: {', '.join(class_names)}")
     return class_names.index(positive)
 
 
-def scan_config(cfg: dict) -> FileList:
-    data = cfg["data"]
-    return scan(data_folder(cfg), data["layout"], data["classes"], where=cfg["_file"])
+def scan_config(cfg: Experiment) -> FileList:
+    data = cfg.data
+    return scan(data_folder(cfg), data.layout, data.classes, where=cfg.source)
 
 
-def prepare(cfg: dict, decode_images: bool = True) -> Prepared:
+def prepare(cfg: Experiment, decode_images: bool = True) -> Prepared:
     """Scan, decode (cached), and split. With decode_images=False only files and folds are computed.
 
     Run ids use `scan_fingerprint` (the files found on disk), so they are the same with or without decoding,
     even when decoding later drops unreadable files.
     """
-    data = cfg["data"]
+    data = cfg.data
     files = scan_config(cfg)
     scan_fingerprint = files.fingerprint()
     images = np.empty((0,), dtype=np.uint8)
     if decode_images:
-        decoded = decode(
-            files,
-            data["image_size"],
-            data["resize"]["policy"],
-            data["resize"]["via"],
-            data["on_bad_file"],
-            cache_dir=cache_root() / "decoded",
-        )
+        with about(cfg.source):
+            decoded = decode(
+                files,
+                data.image_size,
+                data.resize.policy,
+                data.resize.via,
+                data.on_bad_file,
+                cache_dir=cache_root() / "decoded",
+            )
         files, images = decoded.files, decoded.images
-    folds = make_folds(files, protocol_spec(cfg))
+    with about(cfg.source):
+        folds = make_folds(files, cfg.protocol)
     return Prepared(
         files=files,
         images=images,

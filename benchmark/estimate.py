@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec
 from benchmark.rundir import RunDir
 from benchmark.train import FoldData, Trainer, batch_starts, timed
@@ -37,16 +38,16 @@ class BackboneCost:
     run_s: float  # sum over the pending runs, one after another on one worker
 
 
-def probe(run: RunSpec, cfg: dict, prepared, device: torch.device) -> Probe:
+def probe(run: RunSpec, cfg: Experiment, prepared, device: torch.device) -> Probe:
     """A few real training steps and one evaluation batch of `run`'s model on fold 0, at the experiment's settings.
 
     Warm-up steps first (kernel set-up), then up to PROBE_STEPS timed steps, fewer for a slow model once
     PROBE_BUDGET_S is spent (at least two), so pricing a large sweep takes seconds per model, not minutes."""
     fold = prepared.folds[0]
-    eval_images = cfg["train"]["eval_batch_size"]
+    eval_images = cfg.train.eval_batch_size
     fold = dataclasses.replace(fold, val=fold.val[:eval_images], test=fold.test[:eval_images])
     tick = time.perf_counter()
-    data = FoldData(prepared, fold, device, cfg["train"]["channels_last"])
+    data = FoldData(prepared, fold, device, cfg.train.channels_last)
     trainer = Trainer(run, cfg, data, len(prepared.class_names))
     setup_s = time.perf_counter() - tick
     batches = trainer.epoch_batches(steps=WARMUP_STEPS + PROBE_STEPS)
@@ -77,19 +78,19 @@ def _probe_key(run: RunSpec, num_classes: int) -> tuple[str, str]:
     return run.backbone, run.method if changes else ""
 
 
-def run_seconds(run: RunSpec, cfg: dict, prepared, cost: Probe) -> float:
+def run_seconds(run: RunSpec, cfg: Experiment, prepared, cost: Probe) -> float:
     fold = next(f for f in prepared.folds if (f.repeat, f.fold) == (run.repeat, run.fold))
-    batch = cfg["train"]["batch_size"]
+    batch = cfg.train.batch_size
     steps = max(1, len(batch_starts(len(fold.train), batch)))
     epoch = steps * cost.step_s + len(fold.val) * cost.eval_image_s + cost.checkpoint_s
-    return cost.setup_s + cfg["train"]["epochs"] * epoch + len(fold.test) * cost.eval_image_s
+    return cost.setup_s + cfg.train.epochs * epoch + len(fold.test) * cost.eval_image_s
 
 
 def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
     """Estimated cost per backbone; probes each distinct model once (with the experiment's torch threads)."""
     cfg = sweep.cfg
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     probes: dict[tuple[str, str], Probe] = {}
     out = []
     for backbone in dict.fromkeys(run.backbone for run in runs):

@@ -11,6 +11,7 @@ from pathlib import Path
 import methods
 from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, brief, did_you_mean, safe_name
+from benchmark.experiment import Experiment
 
 
 @dataclass
@@ -106,11 +107,11 @@ def expand_backbones(entries: list, where: str, base: Path) -> list[tuple[str, s
     return _unique(out)
 
 
-def semantic_config(cfg: dict) -> dict:
+def semantic_config(cfg: Experiment) -> dict:
     """The part of the config that determines results (everything but paths, executor and speed knobs)."""
     out = {}
-    for key, value in cfg.items():
-        if key.startswith("_") or key in ("methods", "backbones", "seeds", "name", "plugins") or NON_SEMANTIC.get(key, ()) is None:
+    for key, value in cfg.model_dump().items():
+        if key in ("methods", "backbones", "seeds", "name", "plugins") or NON_SEMANTIC.get(key, ()) is None:
             continue
         if isinstance(value, dict) and key in NON_SEMANTIC:
             value = {k: v for k, v in value.items() if k not in NON_SEMANTIC[key]}
@@ -122,14 +123,14 @@ def run_id_for(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def shared_identity(cfg: dict, dataset_fingerprint: str, overrides: dict | None = None) -> dict:
+def shared_identity(cfg: Experiment, dataset_fingerprint: str, overrides: dict | None = None) -> dict:
     """What every run of the config shares in its id: the semantic config (with a trial's train.* overrides)."""
     from benchmark.tune.space import with_overrides
 
     return semantic_config(with_overrides(cfg, overrides or {})) | {"dataset_fingerprint": dataset_fingerprint}
 
 
-def make_run(cfg: dict, shared: dict, method: str, params: dict, backbone: str, weights: str | None, seed: int,
+def make_run(cfg: Experiment, shared: dict, method: str, params: dict, backbone: str, weights: str | None, seed: int,
              repeat: int, fold: int, overrides: dict | None = None, trial: int | None = None,
              tune_values: dict | None = None) -> RunSpec:
     """One run and its id (a tuning trial's id also hashes its trial number)."""
@@ -144,20 +145,20 @@ def make_run(cfg: dict, shared: dict, method: str, params: dict, backbone: str, 
     }
     if trial is not None:
         resolved["tune_trial"] = trial
-    return RunSpec(run_id_for(resolved), cfg["name"], method, params, backbone, weights, repeat, fold, seed, resolved,
+    return RunSpec(run_id_for(resolved), cfg.name, method, params, backbone, weights, repeat, fold, seed, resolved,
                    dict(overrides or {}), trial, dict(tune_values or {}))
 
 
-def plan_runs(cfg: dict, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
+def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
     """All fixed runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
-    where = cfg["_file"]
-    method_points = expand_methods(cfg["methods"], where)
-    backbones = expand_backbones(cfg["backbones"], where, Path(cfg["_dir"]))
+    where = cfg.source
+    method_points = expand_methods(cfg.methods, where)
+    backbones = expand_backbones(cfg.backbones, where, cfg.folder)
     shared = shared_identity(cfg, dataset_fingerprint)
     runs = [
         make_run(cfg, shared, method, params, backbone, weights, seed, repeat, fold)
         for (backbone, weights), (method, params), seed, (repeat, fold) in itertools.product(
-            backbones, method_points, _unique(cfg["seeds"]), _unique(folds)
+            backbones, method_points, _unique(cfg.seeds), _unique(folds)
         )
     ]
     return _unique(runs, key=lambda run: run.run_id)

@@ -21,6 +21,7 @@ from sklearn.model_selection import (
 from benchmark.atomic import atomic_write_text
 from benchmark.data.folders import FileList
 from benchmark.errors import UserError
+from benchmark.experiment import Protocol
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,7 @@ class Fold:
     test: np.ndarray
 
 
-@dataclass(frozen=True)
-class ProtocolSpec:
-    kind: str = "kfold"
-    folds: int = 5
-    repeats: int = 1
-    stratify: bool = True
-    group_by: str | None = None
-    val_fraction: float = 0.15
-    seed: int = 42
+ProtocolSpec = Protocol  # the experiment file's protocol section: its keys, defaults and bounds are defined once, there
 
 
 DUPLICATES = "duplicates"

@@ -14,9 +14,9 @@ import yaml
 
 import methods
 from benchmark.atomic import atomic_write_text
-from benchmark.config import public
 from benchmark.errors import UserError
 from benchmark.executors import Executor, make_executor
+from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
 from benchmark.sweep import Sweep, open_sweep, pending_runs
@@ -27,11 +27,11 @@ from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
 
 def check_image_size(sweep: Sweep) -> None:
     """data.image_size is at least each registered backbone's minimum (timm: backbones declare none)."""
-    size = sweep.cfg["data"]["image_size"]
+    size = sweep.cfg.data.image_size
     for name in dict.fromkeys(run.backbone for run in sweep.runs):
         minimum = methods.backbone_info(name)["min_image_size"]
         if minimum is not None and size < minimum:
-            raise UserError(f"{sweep.cfg['_file']}: data.image_size: {size} is too small for backbone {name!r}, "
+            raise UserError(f"{sweep.cfg.source}: data.image_size: {size} is too small for backbone {name!r}, "
                             f"which needs at least {minimum}; raise data.image_size or drop the backbone")
 
 
@@ -43,7 +43,7 @@ def check_methods(sweep: Sweep) -> None:
         try:
             methods.build(run.method, **run.method_params).check_task(classes)
         except UserError as exc:
-            raise UserError(f"{sweep.cfg['_file']}: methods: {exc}") from None
+            raise UserError(f"{sweep.cfg.source}: methods: {exc}") from None
 
 
 def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
@@ -52,7 +52,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
 
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
-    cfg, where = sweep.cfg, sweep.cfg["_file"]
+    cfg, where = sweep.cfg, sweep.cfg.source
     check_only(sweep.runs, only or {})
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
@@ -64,11 +64,11 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
             continue
         checked.add((run.backbone, run.weights))
         try:
-            methods.build_backbone(run.backbone, len(sweep.prepared.class_names), cfg["data"]["image_size"],
+            methods.build_backbone(run.backbone, len(sweep.prepared.class_names), cfg.data.image_size,
                                    weights=run.weights)
         except UserError as exc:
             raise UserError(f"{where}: backbones: {exc}") from None
-    if cfg["run"]["executor"] == "ray":
+    if cfg.run.executor == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -76,7 +76,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
                             "or use run.executor: local") from None
         return None
     try:
-        return resolve_device(cfg["run"]["device"])
+        return resolve_device(cfg.run.device)
     except RuntimeError as exc:
         raise UserError(f"{where}: {exc}") from None
 
@@ -85,11 +85,11 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
     """Create the output folder, (re)write config.resolved.yaml and folds.json, and tidy what a killed process left
     (temp files, the resume checkpoint and lease of a run it had just recorded) or what got damaged (moved aside).
     `trials`: the tuning trials known so far, planned with the fixed runs."""
-    sweep.store.create(f"{sweep.cfg['_file']}: run.output")
+    sweep.store.create(f"{sweep.cfg.source}: run.output")
     with sweep.store.locked():
         sweep.store.remove_temp_files()
         sweep.store.set_aside_damaged()
-        atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(public(sweep.cfg), sort_keys=False))
+        atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(sweep.cfg.model_dump(), sort_keys=False))
         save_folds(sweep.store.root / "folds.json", sweep.prepared.files, sweep.prepared.folds)
         sweep.store.write_plan([run.run_id for run in sweep.runs + trials])
     for run in [*sweep.runs, *trials]:
@@ -99,7 +99,7 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
                 sweep.store.release(run.run_id)
 
 
-def run_sweep(cfg: dict, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True) -> dict:
+def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True) -> dict:
     """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume.
 
     Everything the input can get wrong is checked before the output folder is created or touched.
@@ -152,9 +152,9 @@ def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fail
                only: dict | None, tuning: Tuning | None) -> dict:
     cfg = sweep.cfg
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    print(f"{cfg['name']}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    print(f"{cfg.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
     _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
@@ -181,7 +181,7 @@ def _tune(sweep: Sweep, tuning: Tuning, executor: Executor, counts: dict, retry_
         wave = [run for run in select(trials.pending, only) if run.run_id not in attempted]
         if first:
             counts["skipped"] += len(select(trials.known, only)) - len(wave)
-            print(f"{sweep.cfg['name']}: tuning {studies_total} studies × {tuning.trials} trials "
+            print(f"{sweep.cfg.name}: tuning {studies_total} studies × {tuning.trials} trials "
                   f"({tuning.sampler}, scored by {tuning.metric} on the inner validation)", file=sys.stderr)
             first = False
         if not wave:

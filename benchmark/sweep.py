@@ -14,6 +14,7 @@ import torch
 import methods
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
+from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, plan_runs
 from benchmark.store import Store
 
@@ -22,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Sweep:
-    cfg: dict
+    cfg: Experiment
     store: Store
     prepared: Prepared
     runs: list[RunSpec]
@@ -72,18 +73,15 @@ def versions() -> dict:
     }
 
 
-def open_sweep(cfg: dict, decode_images: bool = True) -> Sweep:
+def open_sweep(cfg: Experiment, decode_images: bool = True) -> Sweep:
     """Load plugins, prepare the data and folds, plan all runs. Writes nothing to the output folder."""
-    where = cfg["_file"]
+    where = cfg.source
     try:
-        methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+        methods.load_plugins(cfg.plugins, cfg.folder)
     except UserError as exc:
         raise UserError(f"{where}: plugins: {exc}") from None
-    store = Store(cfg["run"]["output"])
-    try:
-        prepared = prepare(cfg, decode_images=decode_images)
-    except UserError as exc:
-        raise exc if str(exc).startswith(where) else UserError(f"{where}: {exc}") from None
+    store = Store(cfg.run.output)
+    prepared = prepare(cfg, decode_images=decode_images)
     runs = plan_runs(cfg, prepared.scan_fingerprint, [(f.repeat, f.fold) for f in prepared.folds])
     return Sweep(cfg, store, prepared, runs)
 

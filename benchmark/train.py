@@ -26,6 +26,7 @@ import methods
 from benchmark.crash import crash_point
 from benchmark.dataset import Prepared
 from benchmark.errors import UserError
+from benchmark.experiment import Experiment
 from benchmark.metrics import classification_metrics
 from benchmark.plan import RunSpec
 from benchmark.protocol import Fold
@@ -74,10 +75,10 @@ def batch_starts(n: int, size: int) -> list[int]:
     return [start for start in range(0, n, size) if min(size, n - start) >= 2]
 
 
-def check_batches(cfg: dict, folds: list[Fold]) -> None:
+def check_batches(cfg: Experiment, folds: list[Fold]) -> None:
     """Refuse up front a sweep in which an epoch would have no training batch of 2 images or more: batch norm cannot
     train on one image, so a last batch of one is dropped, and an epoch of such batches would train nothing."""
-    where, size = cfg["_file"], cfg["train"]["batch_size"]
+    where, size = cfg.source, cfg.train.batch_size
     if size < 2:
         raise UserError(f"{where}: train.batch_size={size} is not allowed: a batch of 1 image cannot train batch norm, "
                         "so no training step would run; allowed: an integer ≥ 2 (at least the training part's size "
@@ -234,24 +235,24 @@ def epoch_scores(probs: np.ndarray, labels: np.ndarray, positive: int) -> dict:
     return {"accuracy": float(np.mean(pred == labels)), "f1": float(f1[positive]), "macro_f1": float(np.mean(f1))}
 
 
-def _make_optimizer(params, cfg: dict, device: torch.device):
+def _make_optimizer(params, cfg: Experiment, device: torch.device):
     """The configured optimizer; Adam/AdamW use the fused kernel on CPU and CUDA (one kernel for all parameters)."""
-    opt = cfg["train"]["optimizer"]
+    opt = cfg.train.optimizer
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-    if opt["name"] == "adam":
-        return torch.optim.Adam(params, lr=opt["lr"], weight_decay=opt["weight_decay"], **fused)
-    if opt["name"] == "adamw":
-        return torch.optim.AdamW(params, lr=opt["lr"], weight_decay=opt["weight_decay"], **fused)
-    return torch.optim.SGD(params, lr=opt["lr"], weight_decay=opt["weight_decay"], momentum=opt["momentum"])
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay, **fused)
+    if opt.name == "adamw":
+        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=opt.lr, weight_decay=opt.weight_decay, momentum=opt.momentum)
 
 
-def _make_scheduler(optimizer, cfg: dict):
-    sched = cfg["train"]["scheduler"]
+def _make_scheduler(optimizer, cfg: Experiment):
+    sched = cfg.train.scheduler
     if sched is None:
         return None
-    if sched["name"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["train"]["epochs"])
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=sched["step_size"], gamma=sched["gamma"])
+    if sched.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=sched.step_size, gamma=sched.gamma)
 
 
 def build_model(spec: RunSpec, num_classes: int, image_size: int):
@@ -282,24 +283,24 @@ class Trainer:
     Seeds torch and NumPy from the run, then builds the model: the same run always starts from the same weights.
     """
 
-    def __init__(self, spec: RunSpec, cfg: dict, data: FoldData, num_classes: int):
-        train_cfg = cfg["train"]
+    def __init__(self, spec: RunSpec, cfg: Experiment, data: FoldData, num_classes: int):
+        train_cfg = cfg.train
         self.device = data.device
         self.data = data
-        self.augment = list(cfg["data"]["augment"])
-        self.batch_size = train_cfg["batch_size"]
-        self.eval_batch_size = train_cfg["eval_batch_size"]
-        self.amp = train_cfg["amp"]
+        self.augment = list(cfg.data.augment)
+        self.batch_size = train_cfg.batch_size
+        self.eval_batch_size = train_cfg.eval_batch_size
+        self.amp = train_cfg.amp
         if self.device.type == "cuda":
-            set_deterministic(train_cfg["deterministic"])
+            set_deterministic(train_cfg.deterministic)
         torch.manual_seed(run_seed(spec))
         np.random.seed(run_seed(spec) % 2**32)
-        model, objective = build_model(spec, num_classes, cfg["data"]["image_size"])
+        model, objective = build_model(spec, num_classes, cfg.data.image_size)
         self.model = model.to(self.device)
-        if train_cfg["channels_last"]:
+        if train_cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.objective = objective.to(self.device)
-        self.forward = compiled(self.model, train_cfg["compile_mode"], self.device) if train_cfg["compile"] else self.model
+        self.forward = compiled(self.model, train_cfg.compile_mode, self.device) if train_cfg.compile else self.model
         self.optimizer = _make_optimizer(self.model.parameters(), cfg, self.device)
         self.scheduler = _make_scheduler(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
@@ -418,7 +419,7 @@ class Checkpoints(Protocol):
     def load_best(self, device: torch.device) -> dict: ...
 
 
-def _start(spec: RunSpec, cfg: dict, data: FoldData, num_classes: int,
+def _start(spec: RunSpec, cfg: Experiment, data: FoldData, num_classes: int,
            checkpoints: Checkpoints) -> tuple[Trainer, dict | None]:
     """The run's trainer, resumed from the last checkpoint when it and the best one are whole and fit (then also its
     progress: history, epoch, best_score, best_epoch, stale); else a fresh one (progress None)."""
@@ -460,7 +461,7 @@ def run_epoch(trainer: Trainer, epoch: int, positive: int,
 
 def train_run(
     spec: RunSpec,
-    cfg: dict,
+    cfg: Experiment,
     prepared: Prepared,
     checkpoints: Checkpoints,
     device: torch.device,
@@ -469,10 +470,10 @@ def train_run(
 ) -> RunResult:
     """Train on the fold's training part, select on its validation part, evaluate on its test part; checkpoints
     go through `checkpoints`, the predictions come back in the result (this function writes no file)."""
-    train_cfg = cfg["train"]
-    select_by = cfg["protocol"]["select_by"]
+    train_cfg = cfg.train
+    select_by = cfg.protocol.select_by
     fold = next(f for f in prepared.folds if f.repeat == spec.repeat and f.fold == spec.fold)
-    data = FoldData(prepared, fold, device, train_cfg["channels_last"])
+    data = FoldData(prepared, fold, device, train_cfg.channels_last)
     trainer, progress = _start(spec, cfg, data, len(prepared.class_names), checkpoints)
     history: list[dict] = []
     start_epoch, best_score, best_epoch, stale = 1, None, 0, 0
@@ -481,11 +482,11 @@ def train_run(
         start_epoch, best_score = progress["epoch"] + 1, progress["best_score"]
         best_epoch, stale = progress["best_epoch"], progress["stale"]
     best_val: tuple[np.ndarray, float] | None = None
-    epochs = range(start_epoch, train_cfg["epochs"] + 1)
+    epochs = range(start_epoch, train_cfg.epochs + 1)
     bar = tqdm(epochs, desc=f"  {spec.method}/{spec.backbone} f{spec.fold}", unit="ep", leave=False,
-               file=sys.stderr, disable=not show_progress, initial=start_epoch - 1, total=train_cfg["epochs"])
+               file=sys.stderr, disable=not show_progress, initial=start_epoch - 1, total=train_cfg.epochs)
     for epoch in bar:
-        if train_cfg["early_stopping"] and stale >= train_cfg["early_stopping"]["patience"]:
+        if train_cfg.early_stopping and stale >= train_cfg.early_stopping.patience:
             break
         row, val_probs, val_loss = run_epoch(trainer, epoch, prepared.positive)
         history.append(row)

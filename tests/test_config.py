@@ -10,16 +10,16 @@ from tests.helpers import write_config
 
 def test_defaults_filled_and_root_resolved(tmp_path, image_folder):
     cfg = load_config(write_config(tmp_path / "e.yaml", image_folder))
-    assert cfg["protocol"]["select_by"] == "val_f1"
-    assert cfg["train"]["optimizer"]["weight_decay"] == 1e-3
-    assert Path(cfg["data"]["root"]) == image_folder.resolve()
-    assert cfg["run"]["executor"] == "local"
+    assert cfg.protocol.select_by == "val_f1"
+    assert cfg.train.optimizer.weight_decay == 1e-3
+    assert Path(cfg.data.root) == image_folder.resolve()
+    assert cfg.run.executor == "local"
 
 
 def test_relative_root_resolves_against_experiment_file(tmp_path, image_folder, monkeypatch):
     monkeypatch.chdir("/")
     cfg = load_config(write_config(tmp_path / "e.yaml", "data"))
-    assert Path(cfg["data"]["root"]) == image_folder.resolve()
+    assert Path(cfg.data.root) == image_folder.resolve()
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_bad_values_give_one_line_naming_file_and_key(tmp_path, image_folder, se
 def test_overrides_are_typed_and_validated(tmp_path, image_folder):
     path = write_config(tmp_path / "e.yaml", image_folder)
     cfg = load_config(path, ["train.epochs=7", "data.image_size=24"])
-    assert cfg["train"]["epochs"] == 7 and cfg["data"]["image_size"] == 24
+    assert cfg.train.epochs == 7 and cfg.data.image_size == 24
     with pytest.raises(UserError, match="did you mean 'epochs'"):
         load_config(path, ["train.epochz=7"])
     with pytest.raises(UserError, match="expected KEY.PATH=VALUE"):
@@ -98,20 +98,21 @@ def test_shipped_experiments_validate_and_plan(tmp_path, monkeypatch):
 def test_exponent_without_dot_is_a_number(tmp_path, image_folder):
     path = write_config(tmp_path / "e.yaml", image_folder)
     path.write_text(path.read_text().replace("lr: 0.01", "lr: 5e-3"))
-    assert load_config(path)["train"]["optimizer"]["lr"] == 0.005
-    assert load_config(path, ["train.optimizer.lr=2E-4"])["train"]["optimizer"]["lr"] == 0.0002
+    assert load_config(path).train.optimizer.lr == 0.005
+    assert load_config(path, ["train.optimizer.lr=2E-4"]).train.optimizer.lr == 0.0002
 
 
 def _float_keys(section, path: str = "") -> list[str]:
-    from benchmark.schema import Field
+    from benchmark.experiment import section_of, unwrap
 
     keys = []
-    for key, spec in section.fields.items():
+    for key, field in section.model_fields.items():
         dotted = f"{path}.{key}" if path else key
-        if isinstance(spec, Field):
-            keys += [dotted] if float in spec.types else []
-        else:
-            keys += _float_keys(spec, dotted)
+        kind = unwrap(field)[0]
+        if section_of(kind):
+            keys += _float_keys(kind, dotted)
+        elif kind is float:
+            keys.append(dotted)
     return keys
 
 
@@ -124,10 +125,10 @@ def _one_error_line(argv: list[str], capsys) -> str:
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e999"])
 def test_every_float_key_refuses_non_finite_numbers(tmp_path, image_folder, capsys, value):
-    from benchmark.config import SCHEMA
+    from benchmark.experiment import Experiment
 
     path = write_config(tmp_path / "e.yaml", image_folder, run={"output": str(tmp_path / "out"), "device": "cpu"})
-    keys = _float_keys(SCHEMA)
+    keys = _float_keys(Experiment)
     assert {"train.optimizer.lr", "train.scheduler.gamma", "run.ray.num_gpus_per_run"} <= set(keys)
     for key in keys:
         line = _one_error_line(["run", str(path), "--set", f"{key}={value}"], capsys)
@@ -143,7 +144,7 @@ def test_seeds_are_numpy_seeds(tmp_path, image_folder, capsys):
         line = _one_error_line(["run", str(path), "--set", override], capsys)
         assert all(word in line for word in words), line
     cfg = load_config(path, ["protocol.seed=4294967", "seeds=[0, 4294967295]", "data.synthetic.seed=4294967295"])
-    assert cfg["protocol"]["seed"] == 4294967 and cfg["seeds"] == [0, 4294967295]
+    assert cfg.protocol.seed == 4294967 and cfg.seeds == [0, 4294967295]
     assert not (tmp_path / "out").exists()
 
 

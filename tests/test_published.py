@@ -62,7 +62,7 @@ def test_published_run_ids_are_the_current_plan(results, monkeypatch):
     assert set(table["status"]) == {"done"}
     for run_id in PINNED.get(name, []):
         assert run_id in set(table["run_id"])
-    records = Store(cfg["run"]["output"])
+    records = Store(cfg.run.output)
     if (records.root / "runs").is_dir():
         on_disk = {r["run_id"]: r for r in records.current_records()[0]}
         assert set(on_disk) == set(table["run_id"])

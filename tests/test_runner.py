@@ -174,8 +174,8 @@ def test_only_a_last_batch_of_one_is_dropped_and_an_epoch_without_a_batch_of_two
         check_batches(cfg, tiny)
 
 
-def _with_batch_size(cfg: dict, size: int) -> dict:
-    return cfg | {"train": cfg["train"] | {"batch_size": size}}
+def _with_batch_size(cfg, size: int):
+    return cfg.replace(train=cfg.train.model_copy(update={"batch_size": size}))
 
 
 def test_a_run_that_takes_no_training_step_is_recorded_failed_not_done(tmp_path, image_folder, monkeypatch, capsys):

@@ -30,7 +30,7 @@ from benchmark.train import run_epoch, synchronize
 def _reference_loaders(bench: BenchData) -> tuple[DataLoader, DataLoader]:
     """ImageFolder over the data folder, restricted to the bench split's training and validation files."""
     files = bench.prepared.files
-    size = bench.cfg["data"]["image_size"]
+    size = bench.cfg.data.image_size
     label_of_folder = dict(zip(files.source_folders, (int(v) for v in files.labels), strict=True))
     folder = datasets.ImageFolder(files.root, transform=transforms.Compose([transforms.Resize((size, size)),
                                                                             transforms.ToTensor()]))
@@ -42,7 +42,7 @@ def _reference_loaders(bench: BenchData) -> tuple[DataLoader, DataLoader]:
             subsets.append(Subset(folder, [position[files.files[i].resolve()] for i in part]))
         except KeyError as exc:
             raise UserError(f"--reference-epoch: torchvision ImageFolder does not read {exc.args[0]}") from None
-    batch = bench.cfg["train"]["batch_size"]
+    batch = bench.cfg.train.batch_size
     gen = torch.Generator().manual_seed(0)
     return (DataLoader(subsets[0], batch_size=batch, shuffle=True, num_workers=0, generator=gen),
             DataLoader(subsets[1], batch_size=batch, shuffle=False, num_workers=0))
@@ -57,10 +57,10 @@ class ReferenceScript:
         self.show_progress = show_progress
         torch.manual_seed(0)
         cfg = bench.cfg
-        model = methods.build_backbone(cfg["backbones"][0], len(bench.prepared.class_names), cfg["data"]["image_size"])
+        model = methods.build_backbone(cfg.backbones[0], len(bench.prepared.class_names), cfg.data.image_size)
         self.model = model.to(device)
-        opt = cfg["train"]["optimizer"]
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        opt = cfg.train.optimizer
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
         self.criterion = torch.nn.CrossEntropyLoss()
         self.batches = iter(self.train_loader)
         self.train_s = 0.0

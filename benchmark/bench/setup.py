@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 
 import methods
-from benchmark.config import AUGMENTATIONS, SCHEMA
+from benchmark.config import validate_experiment
 from benchmark.data.cache import decode
 from benchmark.dataset import Prepared, data_folder, positive_index, scan_config
 from benchmark.errors import UserError
+from benchmark.experiment import AUGMENTATIONS, Experiment, Train
 from benchmark.protocol import Fold, sized_split
-from benchmark.schema import validate
 
 REFERENCE_SPLIT = (2370, 508)  # the published script's epoch: 2,370 training and 508 validation images
-EVAL_BATCH_SIZE = SCHEMA.fields["train"].fields["eval_batch_size"].default
+EVAL_BATCH_SIZE = Train.model_fields["eval_batch_size"].default
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class BenchOptions:
 
 @dataclass
 class BenchData:
-    cfg: dict
+    cfg: Experiment
     prepared: Prepared
     fold: Fold
     preparation: dict
@@ -61,7 +61,7 @@ def _class_mapping(folder: Path, classes: str) -> dict[str, list[str]] | None:
     return {"normal": ["normal"], "defective": [s for s in subfolders if s != "normal"]}
 
 
-def bench_config(opts: BenchOptions) -> dict:
+def bench_config(opts: BenchOptions) -> Experiment:
     """The experiment config the bench trains with: the project defaults plus the command-line choices."""
     if opts.data != "synthetic" and not Path(opts.data).is_dir():
         raise UserError(f"--data {opts.data}: not a folder; give an image folder (one sub-folder per class) or 'synthetic'")
@@ -75,13 +75,11 @@ def bench_config(opts: BenchOptions) -> dict:
         "backbones": [opts.backbone],
         "run": {"device": opts.device},
     }
-    cfg = validate(raw, SCHEMA, "bench", "")
+    cfg = validate_experiment(raw, "bench").located("bench", Path.cwd())
     methods.backbone_info(opts.backbone)
-    cfg["_file"], cfg["_dir"] = "bench", str(Path.cwd())
     if opts.data != "synthetic":
-        cfg["data"]["root"] = str(Path(opts.data).resolve())
-    cfg["data"]["classes"] = _class_mapping(data_folder(cfg), opts.classes)
-    return cfg
+        cfg = cfg.replace(data=cfg.data.model_copy(update={"root": str(Path(opts.data).resolve())}))
+    return cfg.replace(data=cfg.data.model_copy(update={"classes": _class_mapping(data_folder(cfg), opts.classes)}))
 
 
 def bench_split(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> Fold:
@@ -98,16 +96,16 @@ def bench_split(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> Fold
 def prepare_bench_data(opts: BenchOptions) -> BenchData:
     """Scan the data, decode + resize it once into an empty cache folder (timed), load it back (timed), split."""
     cfg = bench_config(opts)
-    data = cfg["data"]
+    data = cfg.data
     files = scan_config(cfg)
     with tempfile.TemporaryDirectory(prefix="solderbench-bench-") as tmp:
         tick = time.perf_counter()
-        decoded = decode(files, data["image_size"], data["resize"]["policy"], data["resize"]["via"],
-                         data["on_bad_file"], cache_dir=Path(tmp))
+        decoded = decode(files, data.image_size, data.resize.policy, data.resize.via,
+                         data.on_bad_file, cache_dir=Path(tmp))
         cold = time.perf_counter() - tick
         cache_bytes = sum(p.stat().st_size for p in Path(tmp).glob("images-*.npy"))
         tick = time.perf_counter()
-        decode(files, data["image_size"], data["resize"]["policy"], data["resize"]["via"], data["on_bad_file"],
+        decode(files, data.image_size, data.resize.policy, data.resize.via, data.on_bad_file,
                cache_dir=Path(tmp))
         warm = time.perf_counter() - tick
     images, files = decoded.images, decoded.files

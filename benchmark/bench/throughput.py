@@ -22,8 +22,8 @@ MIN_ROUNDS = 8  # timed blocks per path; the efficiency is the median of the per
 def bench_trainer(bench: BenchData, device: torch.device, method: str = "ce") -> Trainer:
     """The Trainer `train_run` would build for this config and split (method `ce`, seed 0)."""
     cfg = bench.cfg
-    spec = RunSpec("bench", "bench", method, {}, cfg["backbones"][0], None, 0, 0, 0)
-    data = FoldData(bench.prepared, bench.fold, device, cfg["train"]["channels_last"])
+    spec = RunSpec("bench", "bench", method, {}, cfg.backbones[0], None, 0, 0, 0)
+    data = FoldData(bench.prepared, bench.fold, device, cfg.train.channels_last)
     return Trainer(spec, cfg, data, len(bench.prepared.class_names))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,7 +62,9 @@ def _merge_mapping(folder: Path, merges: list[str]) -> dict[str, list[str]] | No
 
 def _folder_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict, Path]:
     import numpy as np
+    from pydantic import ValidationError
 
+    from benchmark.config_errors import error_text
     from benchmark.data.folders import scan
     from benchmark.protocol import ProtocolSpec, make_folds
 
@@ -85,7 +86,11 @@ def _folder_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
     small = [f"{n} ({c})" for n, c in zip(files.class_names, counts, strict=True) if c < args.folds]
     if small:
         raise UserError(f"class(es) {', '.join(small)} have fewer images than --folds={args.folds}; lower --folds")
-    folds = make_folds(files, ProtocolSpec(folds=args.folds, seed=args.seed, group_by=args.group_by))
+    try:
+        spec = ProtocolSpec(folds=args.folds, seed=args.seed, group_by=args.group_by)
+    except ValidationError as exc:
+        raise UserError(f"--folds/--seed/--group-by: {error_text(exc, ProtocolSpec)}") from None
+    folds = make_folds(files, spec)
     settings = {"image_size": args.image_size, "resize_policy": args.resize, "via": args.via, "positive": args.positive}
     return files, folds, settings, Path.cwd() / f"audit-{folder.resolve().name}"
 
@@ -95,17 +100,15 @@ def _config_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
     from benchmark.dataset import prepare
 
     cfg = load_config(args.target, args.set)
-    data = cfg["data"]
-    lenient = copy.deepcopy(cfg)
-    lenient["data"]["on_bad_file"] = "skip"
-    prepared = prepare(lenient)
+    data = cfg.data
+    prepared = prepare(cfg.replace(data=data.model_copy(update={"on_bad_file": "skip"})))
     settings = {
-        "image_size": data["image_size"],
-        "resize_policy": data["resize"]["policy"],
-        "via": data["resize"]["via"],
-        "positive": prepared.class_names[prepared.positive] if len(prepared.class_names) == 2 else data["positive"],
+        "image_size": data.image_size,
+        "resize_policy": data.resize.policy,
+        "via": data.resize.via,
+        "positive": prepared.class_names[prepared.positive] if len(prepared.class_names) == 2 else data.positive,
     }
-    return prepared.files, prepared.folds, settings, Path(cfg["run"]["output"])
+    return prepared.files, prepared.folds, settings, Path(cfg.run.output)
 
 
 def main(args: argparse.Namespace) -> int:

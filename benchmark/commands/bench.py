@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.config import AUGMENTATIONS, COMPILE_MODES, SCHEMA
 from benchmark.errors import UserError
+from benchmark.experiment import AUGMENTATIONS, COMPILE_MODES, Train
 
 NAME = "bench"
 HELP = "Measure training/evaluation speed here: real pipeline vs the model's ceiling, or one epoch vs the reference."
-EVAL_BATCH_SIZE = SCHEMA.fields["train"].fields["eval_batch_size"].default
+EVAL_BATCH_SIZE = Train.model_fields["eval_batch_size"].default
 DEFAULTS = {False: ("resnet18", 64, ",".join(AUGMENTATIONS)), True: ("googlenet", 8, "none")}
 
 

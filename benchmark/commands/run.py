@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from benchmark.config import load_config
+from benchmark.experiment import Experiment
 
 NAME = "run"
 HELP = "run an experiment (skips finished runs, resumes interrupted ones)"
@@ -34,15 +35,15 @@ def main(args: argparse.Namespace) -> int:
         return _dry_run(cfg, only, args)
     counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
     print(
-        f"{cfg['name']}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
+        f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
         + (f", {counts['busy']} taken by another process" if counts["busy"] else "")
         + f"; wall time {counts['wall_time_s']:.1f} s, peak memory {counts['peak_rss_mib']:.0f} MiB; "
-        f"results: {cfg['run']['output']}/results.csv"
+        f"results: {cfg.run.output}/results.csv"
     )
     return 0
 
 
-def _dry_run(cfg: dict, only: dict, args: argparse.Namespace) -> int:
+def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
@@ -72,7 +73,7 @@ def _dry_run(cfg: dict, only: dict, args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimate(cfg: dict, runs: list, retry_failed: bool, trials: list, undrawn: list) -> str:
+def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, undrawn: list) -> str:
     """The cost table of the pending runs among `runs` and the trials (decodes the images and times a few steps per
     model)."""
     from benchmark.estimate import cost_table, estimate
@@ -90,6 +91,6 @@ def _estimate(cfg: dict, runs: list, retry_failed: bool, trials: list, undrawn: 
 
         device, workers = resolve_device("auto"), 1
     else:
-        workers = resolve_workers(cfg["run"]["workers"], cfg["train"]["threads"], len(pending))
+        workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
     costs = estimate(sweep, planned, pending, device)
-    return cost_table(costs, workers, device, cfg["train"]["early_stopping"] is not None)
+    return cost_table(costs, workers, device, cfg.train.early_stopping is not None)

@@ -33,8 +33,8 @@ def main(args: argparse.Namespace) -> int:
     status.update({run_id: "running" for run_id, owner in owners.items() if owner is not None})
     counts = Counter(status.values())
     undrawn = len(trials.undrawn) if trials else 0
-    print(f"{cfg['name']}: {len(runs) + undrawn} runs: {counts['done']} done, {counts['failed']} failed, "
-          f"{counts['running']} running, {counts['pending'] + undrawn} pending  ({cfg['run']['output']})")
+    print(f"{cfg.name}: {len(runs) + undrawn} runs: {counts['done']} done, {counts['failed']} failed, "
+          f"{counts['running']} running, {counts['pending'] + undrawn} pending  ({cfg.run.output})")
     if trials:
         print(f"  of which {len(trials.known) + undrawn} tuning trials ({tuning.trials} per method and fold; "
               f"{undrawn} not drawn yet)")

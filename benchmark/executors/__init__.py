@@ -11,6 +11,8 @@ from typing import Protocol
 
 import torch
 
+from benchmark.experiment import Experiment
+
 
 class Executor(Protocol):
     def describe(self, pending: int) -> str:
@@ -23,9 +25,9 @@ class Executor(Protocol):
         """Train `todo`; returns counts {done, failed, busy}."""
 
 
-def make_executor(cfg: dict, device: torch.device | None) -> Executor:
+def make_executor(cfg: Experiment, device: torch.device | None) -> Executor:
     """The executor `run.executor` names (the local one trains on `device`)."""
-    if cfg["run"]["executor"] == "ray":
+    if cfg.run.executor == "ray":
         from benchmark.executors.ray import RayExecutor
 
         return RayExecutor(cfg)

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark.execution import execute_run
+from benchmark.experiment import Experiment
 from benchmark.lifetime import die_with_parent
 from benchmark.plan import RunSpec
 from benchmark.sweep import claim, open_sweep
@@ -35,11 +36,11 @@ def resolve_workers(workers: int | str, threads: int | None, pending: int) -> in
 class LocalExecutor:
     """This machine: one run at a time in this process, or `run.workers` worker processes."""
 
-    def __init__(self, cfg: dict, device: torch.device):
+    def __init__(self, cfg: Experiment, device: torch.device):
         self.cfg, self.device = cfg, device
 
     def workers(self, pending: int) -> int:
-        return resolve_workers(self.cfg["run"]["workers"], self.cfg["train"]["threads"], pending)
+        return resolve_workers(self.cfg.run.workers, self.cfg.train.threads, pending)
 
     def describe(self, pending: int) -> str:
         workers = self.workers(pending)
@@ -139,15 +140,15 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     return {"done": statuses.count("done"), "failed": statuses.count("failed"), "busy": len(todo) - len(finished)}
 
 
-def _worker(cfg: dict, runs: list[RunSpec], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
+def _worker(cfg: Experiment, runs: list[RunSpec], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
     """Worker body: open the same sweep, then claim and train the given runs in order until none is left."""
     die_with_parent(parent)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     worker = int(multiprocessing.current_process().name.rsplit("-", 1)[-1])
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     sweep = open_sweep(cfg)
     for run in runs:
         record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress=False,

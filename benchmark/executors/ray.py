@@ -14,7 +14,6 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -24,6 +23,7 @@ import methods
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
 from benchmark.execution import make_record, save_result, train_and_record
+from benchmark.experiment import Experiment, Ray
 from benchmark.plan import RunSpec
 from benchmark.store import Store
 from benchmark.sweep import Sweep, claim
@@ -35,30 +35,30 @@ PASSED_ENV = ("SOLDERBENCH_CACHE",)
 _prepared: dict[str, Prepared] = {}
 
 
-def _prepared_in_worker(cfg: dict, expected: dict[str, str]) -> Prepared:
+def _prepared_in_worker(cfg: Experiment, expected: dict[str, str]) -> Prepared:
     """The prepared data of this config, made once per worker process, checked to be the driver's data and folds."""
-    key = json.dumps({k: cfg[k] for k in ("data", "protocol")}, sort_keys=True, default=str)
+    key = json.dumps(cfg.model_dump(include={"data", "protocol"}), sort_keys=True, default=str)
     if key not in _prepared:
         _prepared[key] = prepare(cfg)
     prepared = _prepared[key]
     found = {"scan": prepared.scan_fingerprint, "folds": prepared.folds_fingerprint}
     if found != expected:
         raise RuntimeError(
-            f"data at {cfg['data']['root']} on host {os.uname().nodename} differs from the driver's "
+            f"data at {cfg.data.root} on host {os.uname().nodename} differs from the driver's "
             f"(fingerprints {found} vs {expected}); workers need the same data at the same path"
         )
     return prepared
 
 
-def train_task(cfg: dict, run: RunSpec, output: str, expected: dict[str, str],
+def train_task(cfg: Experiment, run: RunSpec, output: str, expected: dict[str, str],
                env: dict[str, str]) -> tuple[dict, pd.DataFrame | None]:
     """Body of one Ray task: train `run` in this worker, checkpoints under `output`; returns (record, history)."""
     os.environ.update(env)
-    torch.set_num_threads(max(1, int(cfg["run"]["ray"]["num_cpus_per_run"])))
-    methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    torch.set_num_threads(max(1, int(cfg.run.ray.num_cpus_per_run)))
+    methods.load_plugins(cfg.plugins, cfg.folder)
     prepared = _prepared_in_worker(cfg, expected)
     sweep = Sweep(cfg, Store(output), prepared, [])
-    return train_and_record(sweep, run, resolve_device(cfg["run"]["device"]), show_progress=False)
+    return train_and_record(sweep, run, resolve_device(cfg.run.device), show_progress=False)
 
 
 def connect(address: str | None, where: str = "run.ray.address") -> bool:
@@ -118,14 +118,14 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def _window(resources: dict, ray_cfg: dict) -> int:
+def _window(resources: dict, ray_cfg: Ray) -> int:
     """How many runs to keep submitted at once: twice what the cluster can run at the same time.
 
     Runs are claimed (leased) only when submitted, so another process on the same experiment can take the rest.
     """
-    slots = resources.get("CPU", 1.0) / ray_cfg["num_cpus_per_run"]
-    if ray_cfg["num_gpus_per_run"] > 0:
-        slots = min(slots, resources.get("GPU", 0.0) / ray_cfg["num_gpus_per_run"])
+    slots = resources.get("CPU", 1.0) / ray_cfg.num_cpus_per_run
+    if ray_cfg.num_gpus_per_run > 0:
+        slots = min(slots, resources.get("GPU", 0.0) / ray_cfg.num_gpus_per_run)
     return max(2, 2 * int(slots))
 
 
@@ -134,10 +134,10 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
     is retried `run.ray.max_retries` times (resuming from its last checkpoint), then recorded failed."""
     import ray
 
-    ray_cfg = sweep.cfg["run"]["ray"]
+    ray_cfg = sweep.cfg.run.ray
     task = ray.remote(train_task).options(
-        num_cpus=ray_cfg["num_cpus_per_run"], num_gpus=ray_cfg["num_gpus_per_run"],
-        max_retries=ray_cfg["max_retries"], retry_exceptions=False,
+        num_cpus=ray_cfg.num_cpus_per_run, num_gpus=ray_cfg.num_gpus_per_run,
+        max_retries=ray_cfg.max_retries, retry_exceptions=False,
     )
     output = str(sweep.store.root.resolve())
     expected = {"scan": sweep.prepared.scan_fingerprint, "folds": sweep.prepared.folds_fingerprint}
@@ -189,14 +189,14 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
 class RayExecutor:
     """One Ray task per run on a cluster (or a local Ray instance), records written by the driver."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: Experiment):
         self.cfg = cfg
 
     def describe(self, pending: int) -> str:
-        return f"Ray ({self.cfg['run']['ray']['address'] or 'local instance'})"
+        return f"Ray ({self.cfg.run.ray.address or 'local instance'})"
 
     def session(self) -> contextlib.AbstractContextManager:
-        return ray_session(self.cfg["run"]["ray"]["address"], f"{self.cfg['_file']}: run.ray.address")
+        return ray_session(self.cfg.run.ray.address, f"{self.cfg.source}: run.ray.address")
 
     def run(self, sweep: Sweep, todo: list[RunSpec], retry_failed: bool, show_progress: bool) -> dict:
         return run_on_ray(sweep, todo, retry_failed, show_progress)

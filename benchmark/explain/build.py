@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import UserError
+from benchmark.experiment import Experiment
 from benchmark.explain import diversity as div
 from benchmark.explain import figures
 from benchmark.explain.cams import CAM_TITLES, CamTarget, cam_target, check_cam_methods, compute_cams, road_drop
@@ -229,8 +230,8 @@ def diversity_part(group: Group, options: Options, stage: Path) -> tuple[list[di
     return rows, name
 
 
-def _groups(cfg: dict, store: Store, options: Options) -> tuple[list[Group], list[dict]]:
-    records = order_records(choose_records(store, options.runs, cfg["seeds"][0]), cfg)
+def _groups(cfg: Experiment, store: Store, options: Options) -> tuple[list[Group], list[dict]]:
+    records = order_records(choose_records(store, options.runs, cfg.seeds[0]), cfg)
     prepared = prepare_data(cfg, records)
     labels = short_labels(records)
     by_backbone: dict[str, list[dict]] = {}
@@ -259,9 +260,9 @@ def _write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=1, default=str))
 
 
-def _common(cfg: dict, output_dir: Path, options: Options, records: list[dict], labels: dict[str, str]) -> dict:
+def _common(cfg: Experiment, output_dir: Path, options: Options, records: list[dict], labels: dict[str, str]) -> dict:
     return {
-        "experiment": cfg["name"],
+        "experiment": cfg.name,
         "output": str(output_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": options.seed,
@@ -272,7 +273,7 @@ def _common(cfg: dict, output_dir: Path, options: Options, records: list[dict], 
     }
 
 
-def _compute(cfg: dict, output_dir: Path, options: Options, stage: Path) -> None:
+def _compute(cfg: Experiment, output_dir: Path, options: Options, stage: Path) -> None:
     store = Store(output_dir)
     groups, records = _groups(cfg, store, options)
     labels = {run.spec.run_id: run.label for g in groups for run in g.runs}
@@ -283,7 +284,7 @@ def _compute(cfg: dict, output_dir: Path, options: Options, stage: Path) -> None
         for run in group.runs:
             group.probs[run.spec.run_id] = predict(run.model, group.test.normalize(group.test.images), options.batch_size)
             if map_parts:
-                group.targets[run.spec.run_id] = cam_target(run.model, run.spec.backbone, cfg["data"]["image_size"])
+                group.targets[run.spec.run_id] = cam_target(run.model, run.spec.backbone, cfg.data.image_size)
         group.subset = eval_subset(len(group.test.labels), options.eval_images, options.seed)
         if "cams" in options.parts:
             rows, cam_info[group.backbone] = cam_part(group, options, stage)

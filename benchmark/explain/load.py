@@ -12,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 import methods
-from benchmark.config import load_config
+from benchmark.config import load_config, output_of
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
+from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec
 from benchmark.store import Store
 from benchmark.train import FoldData, build_model
@@ -51,31 +52,29 @@ class LoadedRun:
     model: nn.Module
 
 
-def load_experiment(target: str | Path) -> tuple[dict, Path]:
+def load_experiment(target: str | Path) -> tuple[Experiment, Path]:
     """An output folder or an experiment file → (the config the runs were made with, the output folder).
 
     The output folder's config.resolved.yaml (what `run` saved, --set overrides included) is preferred; an experiment
     file only says where that folder is (its run.output) and where its plugins are.
     """
-    path = Path(target).expanduser()
-    if path.is_dir():
-        resolved = path / "config.resolved.yaml"
+    output, experiment = output_of(target)
+    resolved = output / "config.resolved.yaml"
+    if experiment is None:
         if not resolved.is_file():
-            raise UserError(f"{path}: no config.resolved.yaml; pass an experiment output folder (runs/<name>) or its YAML")
-        cfg = load_config(resolved)
-        cfg["run"]["output"] = str(path)
-        return cfg, path
-    if not path.is_file():
-        raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")
-    given = load_config(path)
-    output = Path(given["run"]["output"])
+            raise UserError(f"{output}: no config.resolved.yaml; pass an experiment output folder (runs/<name>) or its YAML")
+        return _with_output(load_config(resolved), output), output
+    given = load_config(experiment)
     if not (output / "runs").is_dir():
         raise UserError(f"{target}: its output folder {output} has no runs yet; run `python -m benchmark run {target}`")
-    if not (output / "config.resolved.yaml").is_file():
+    if not resolved.is_file():
         return given, output
-    cfg = load_config(output / "config.resolved.yaml")
-    cfg["run"]["output"], cfg["_dir"] = str(output), given["_dir"]
-    return cfg, output
+    return _with_output(load_config(resolved), output).located(given.source, given.folder), output
+
+
+def _with_output(cfg: Experiment, output: Path) -> Experiment:
+    """The config with run.output set to where its runs are now (an output folder may have been moved)."""
+    return cfg.replace(run=cfg.run.model_copy(update={"output": str(output)}))
 
 
 def short_labels(records: list[dict]) -> dict[str, str]:
@@ -116,10 +115,9 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
     return chosen
 
 
-def order_records(records: list[dict], cfg: dict) -> list[dict]:
+def order_records(records: list[dict], cfg: Experiment) -> list[dict]:
     """Backbones in config order, then methods in config order, then parameter values."""
-    backbones = [b if isinstance(b, str) else b["name"] for b in cfg["backbones"]]
-    method_names = [m if isinstance(m, str) else m["name"] for m in cfg["methods"]]
+    backbones, method_names = cfg.backbone_names(), cfg.method_names()
 
     def key(r: dict) -> tuple:
         b = backbones.index(r["backbone"]) if r["backbone"] in backbones else len(backbones)
@@ -130,9 +128,9 @@ def order_records(records: list[dict], cfg: dict) -> list[dict]:
     return sorted(records, key=key)
 
 
-def prepare_data(cfg: dict, records: list[dict]) -> Prepared:
+def prepare_data(cfg: Experiment, records: list[dict]) -> Prepared:
     """Plugins loaded, data decoded and folds made; refuses runs trained on other data or folds."""
-    methods.load_plugins(cfg["plugins"], Path(cfg["_dir"]))
+    methods.load_plugins(cfg.plugins, cfg.folder)
     prepared = prepare(cfg)
     for record in records:
         if record.get("folds_fingerprint") not in (None, "", prepared.folds_fingerprint):
@@ -158,12 +156,12 @@ def test_part(prepared: Prepared, repeat: int, fold: int) -> TestPart:
                     data.mean, data.std)
 
 
-def load_run(record: dict, store: Store, cfg: dict, num_classes: int, label: str) -> LoadedRun:
+def load_run(record: dict, store: Store, cfg: Experiment, num_classes: int, label: str) -> LoadedRun:
     """The run's model with its selected checkpoint (best.pt), in eval mode on the CPU."""
-    spec = RunSpec(record["run_id"], record.get("experiment", cfg["name"]), record["method"],
+    spec = RunSpec(record["run_id"], record.get("experiment", cfg.name), record["method"],
                    record.get("method_params") or {}, record["backbone"], None,
                    int(record["repeat"]), int(record["fold"]), int(record["seed"]))
-    model, _ = build_model(spec, num_classes, cfg["data"]["image_size"])
+    model, _ = build_model(spec, num_classes, cfg.data.image_size)
     state = store.run(spec.run_id).load_best(torch.device("cpu"))
     model.load_state_dict(state["model"])
     model.eval()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from benchmark.config import output_of
 from benchmark.errors import UserError
 from benchmark.report.columns import METRICS, PAIR_KEYS
 from benchmark.store import load_epochs, load_results
@@ -19,23 +20,10 @@ METRIC_COLUMNS = [f"test_{m}" for m in METRICS if m != "loss"] + [f"val_{m}" for
 
 def resolve_output_dir(target: str | Path) -> Path:
     """An experiment file (its `run.output`, default runs/<name>) or an output folder."""
-    path = Path(target).expanduser()
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if not name:
-            raise UserError(f"{path}: no 'name' key; pass the experiment file or its output folder (runs/<name>)")
-        output = (raw.get("run") or {}).get("output") or f"runs/{name}"
-        path = Path(output)
-        if not path.is_dir():
-            raise UserError(f"{target}: its output folder {path} does not exist yet; run `python -m benchmark run {target}`")
-        return path
-    if not path.is_dir():
-        raise UserError(f"{target}: no such output folder or experiment file (expected runs/<name> or a .yaml file)")
-    return path
+    output, experiment = output_of(target)
+    if experiment is not None and not output.is_dir():
+        raise UserError(f"{target}: its output folder {output} does not exist yet; run `python -m benchmark run {target}`")
+    return output
 
 
 def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

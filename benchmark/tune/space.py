@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import methods
 from benchmark.errors import UserError, brief, did_you_mean
+from benchmark.experiment import Experiment
 from methods.space import Choice, Dimension, parse_dimension
 
 TRAIN_PREFIX = "train."
@@ -57,27 +57,29 @@ def corners(dim: Dimension) -> list[Any]:
     return list(dim.values) if isinstance(dim, Choice) else [dim.low, dim.high]
 
 
-def with_overrides(cfg: dict, overrides: dict[str, Any]) -> dict:
-    """A copy of the config with dotted train.* keys replaced (ints stay ints for int keys)."""
+def with_overrides(cfg: Experiment, overrides: dict[str, Any]) -> Experiment:
+    """A copy of the config with dotted train.* keys replaced, validated like `--set` (an int for a float key becomes
+    that float)."""
     if not overrides:
         return cfg
-    out = copy.deepcopy(cfg)
+    from benchmark.config import validate_experiment
+
+    raw = cfg.model_dump()
     for key, value in overrides.items():
-        node = out
+        node = raw
         *parents, leaf = key.split(".")
         for part in parents:
             node = node[part]
         node[leaf] = value
-    return out
+    return validate_experiment(raw, cfg.source).located(cfg.source, cfg.folder)
 
 
-def check_train_dimensions(cfg: dict, dims: dict[str, Dimension], where: str) -> None:
+def check_train_dimensions(cfg: Experiment, dims: dict[str, Dimension], where: str) -> None:
     """Each train.* dimension names a known key whose bounds the config accepts (validated exactly like `--set`)."""
-    from benchmark.config import SCHEMA, apply_overrides, public
-    from benchmark.schema import validate
+    from benchmark.config import apply_overrides, validate_experiment
 
     for key, dim in dims.items():
         if key.startswith(TRAIN_PREFIX):
             for value in corners(dim):
                 at = f"{where}: tune.space"
-                validate(apply_overrides(public(cfg), [f"{key}={value!r}"], at), SCHEMA, at, "")
+                validate_experiment(apply_overrides(cfg.model_dump(), [f"{key}={value!r}"], at), at)

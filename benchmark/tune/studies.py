@@ -14,6 +14,7 @@ from typing import Any
 
 import methods
 from benchmark.errors import UserError
+from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, make_run, shared_identity
 from benchmark.train import MAXIMIZE
 from benchmark.tune.sampling import Finished, draw, trial_seed
@@ -52,22 +53,22 @@ class Study:
         return tuning.trials if self.dims else 1
 
 
-def tune_metric(cfg: dict, class_names: list[str]) -> str:
+def tune_metric(cfg: Experiment, class_names: list[str]) -> str:
     """The inner-validation score trials are ranked by: protocol.select_by, or (select_by: last) the report's
     headline (macro-F1 for more than two classes without data.positive, else F1)."""
-    select_by = cfg["protocol"]["select_by"]
+    select_by = cfg.protocol.select_by
     if select_by != "last":
         return select_by
-    return "val_macro_f1" if len(class_names) > 2 and cfg["data"]["positive"] is None else "val_f1"
+    return "val_macro_f1" if len(class_names) > 2 and cfg.data.positive is None else "val_f1"
 
 
-def method_names(cfg: dict) -> list[str]:
-    return list(dict.fromkeys(entry if isinstance(entry, str) else entry["name"] for entry in cfg["methods"]))
+def method_names(cfg: Experiment) -> list[str]:
+    return list(dict.fromkeys(cfg.method_names()))
 
 
-def base_params(cfg: dict, method: str) -> dict:
+def base_params(cfg: Experiment, method: str) -> dict:
     """The method's fixed parameters from its first entry in `methods:` (grid lists left out: tuned or default)."""
-    for entry in cfg["methods"]:
+    for entry in cfg.methods:
         if entry == method:
             return {}
         if isinstance(entry, dict) and entry["name"] == method:
@@ -75,21 +76,21 @@ def base_params(cfg: dict, method: str) -> dict:
     return {}
 
 
-def resolve_tuning(cfg: dict, class_names: list[str]) -> Tuning | None:
+def resolve_tuning(cfg: Experiment, class_names: list[str]) -> Tuning | None:
     """The `tune:` section checked against the experiment (None when it has none)."""
-    tune = cfg.get("tune")
+    tune = cfg.tune
     if tune is None:
         return None
-    where = cfg["_file"]
-    extra = experiment_dimensions(tune["space"], method_names(cfg), where)
+    where = cfg.source
+    extra = experiment_dimensions(tune.space, method_names(cfg), where)
     check_train_dimensions(cfg, extra, where)
-    tuning = Tuning(tune["trials"], tune["sampler"], tune["seed"], tune_metric(cfg, class_names), extra)
+    tuning = Tuning(tune.trials, tune.sampler, tune.seed, tune_metric(cfg, class_names), extra)
     for method in method_names(cfg):
         check_method_dimensions(cfg, method, study_dimensions(method, extra))
     return tuning
 
 
-def check_method_dimensions(cfg: dict, method: str, dims: dict[str, Dimension]) -> None:
+def check_method_dimensions(cfg: Experiment, method: str, dims: dict[str, Dimension]) -> None:
     """Every bound and choice of the method's dimensions builds the method (e.g. epsilon ≥ 1 is refused)."""
     base = base_params(cfg, method)
     for key, dim in dims.items():
@@ -99,10 +100,10 @@ def check_method_dimensions(cfg: dict, method: str, dims: dict[str, Dimension]) 
             try:
                 methods.build(method, **(base | {key.split(".", 1)[1]: value}))
             except UserError as exc:
-                raise UserError(f"{cfg['_file']}: tune: {key} ~ {dim.describe()}: {exc}") from None
+                raise UserError(f"{cfg.source}: tune: {key} ~ {dim.describe()}: {exc}") from None
 
 
-def studies(cfg: dict, tuning: Tuning, fixed: list[RunSpec]) -> list[Study]:
+def studies(cfg: Experiment, tuning: Tuning, fixed: list[RunSpec]) -> list[Study]:
     """One study per method × backbone × seed × (repeat, fold) of the fixed plan, in the plan's order."""
     cells = list(dict.fromkeys((r.backbone, r.weights, r.seed, r.repeat, r.fold) for r in fixed))
     out = []
@@ -114,7 +115,7 @@ def studies(cfg: dict, tuning: Tuning, fixed: list[RunSpec]) -> list[Study]:
     return out
 
 
-def trial_run(cfg: dict, dataset_fingerprint: str, study: Study, trial: int, values: dict[str, Any]) -> RunSpec:
+def trial_run(cfg: Experiment, dataset_fingerprint: str, study: Study, trial: int, values: dict[str, Any]) -> RunSpec:
     """Trial `trial` of `study` with the drawn `values` as a run (its id hashes the values and the trial number)."""
     params, overrides = split_values(study.method, values)
     resolved = methods.build(study.method, **(study.base_params | params)).hparams
