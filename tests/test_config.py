@@ -161,3 +161,18 @@ def test_merge_keys_are_not_duplicates(tmp_path, image_folder):
     path.write_text(text.replace("fast: &fast", "x-fast: &fast"))
     with pytest.raises(UserError, match="unknown key x-fast"):
         load_config(path)
+
+
+def test_configuration_page_key_reference_is_generated_from_the_models():
+    """docs/configuration.md lists every key of the models with its default and bounds; editing a model without
+    regenerating the page (python scripts/config_doc.py) fails here."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("config_doc", root / "scripts" / "config_doc.py")
+    config_doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_doc)
+    page = (root / "docs" / "configuration.md").read_text()
+    assert config_doc.rendered(page) == page, "docs/configuration.md is stale: run python scripts/config_doc.py"
+    assert "| `train.optimizer.lr` | `0.0001` | a number; must be > 0 |" in page
+    assert "| `tune.space` |" in page and "| `run.ray.max_retries` | `1` |" in page
