@@ -176,3 +176,45 @@ def test_configuration_page_key_reference_is_generated_from_the_models():
     assert config_doc.rendered(page) == page, "docs/configuration.md is stale: run python scripts/config_doc.py"
     assert "| `train.optimizer.lr` | `0.0001` | a number; must be > 0 |" in page
     assert "| `tune.space` |" in page and "| `run.ray.max_retries` | `1` |" in page
+
+
+def test_config_is_typed_frozen_and_pickles_with_its_source(tmp_path, image_folder):
+    """The config is a frozen model (not a dict); where it came from travels with it to worker processes."""
+    import pickle
+
+    from pydantic import ValidationError
+
+    path = write_config(tmp_path / "e.yaml", image_folder)
+    cfg = load_config(path, ["train.scheduler={}", "train.optimizer.weight_decay=0"])
+    assert cfg.train.scheduler.name == "cosine" and cfg.train.scheduler.step_size == 30
+    assert cfg.train.early_stopping is None and cfg.tune is None
+    assert isinstance(cfg.train.optimizer.weight_decay, float)
+    with pytest.raises(ValidationError):
+        cfg.train.epochs = 3
+    again = pickle.loads(pickle.dumps(cfg))
+    assert again == cfg and again.source == str(path) and again.folder == tmp_path.resolve()
+
+
+def test_run_report_and_explain_mean_the_same_output_folder(tmp_path, image_folder, monkeypatch):
+    """One rule for an experiment's output folder: run.output, else runs/<name> in the working directory."""
+    from benchmark.config import output_of
+
+    monkeypatch.chdir(tmp_path)
+    unset = write_config(tmp_path / "a.yaml", image_folder, run={"output": None, "device": "cpu"})
+    given = write_config(tmp_path / "b.yaml", image_folder, run={"output": str(tmp_path / "elsewhere")})
+    for path in (unset, given):
+        assert output_of(path) == (Path(load_config(path).run.output), path)
+    assert output_of(unset)[0] == Path("runs/t")
+    assert output_of(tmp_path) == (tmp_path, None)
+    with pytest.raises(UserError, match="no such experiment file or output folder"):
+        output_of(tmp_path / "missing.yaml")
+
+
+def test_an_error_about_the_data_names_the_file_once(tmp_path, capsys):
+    """A protocol problem found while splitting gets the experiment file in front exactly once."""
+    from tests.conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "data", {"normal": 12, "defective": 2})
+    path = write_config(tmp_path / "e.yaml", folder)
+    line = _one_error_line(["run", str(path)], capsys)
+    assert line.startswith(f"error: {path}: class 'defective' has 2 image(s)") and line.count(str(path)) == 1
