@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from benchmark.config_errors import error_text
 from benchmark.errors import ECHO_LIMIT, UserError, brief, safe_name
-from benchmark.experiment import SEED_MAX, Experiment, Protocol
+from benchmark.experiment import SEED_MAX, Experiment, OutputRef, Protocol
 
 DATASET_URL = "github.com/furkanulger/solder-joint-dataset"
 
@@ -234,11 +234,14 @@ def output_folder(name: str, output: str | None) -> str:
 
 def output_of(target: str | Path) -> tuple[Path, Path | None]:
     """What an output TARGET (`report`, `explain`) means: (the output folder, the experiment file or None when TARGET
-    is the folder itself). An experiment file is validated but its data is not looked for."""
+    is the folder itself). Of an experiment file only name and run.output are read (a report needs no data)."""
     path = Path(target).expanduser()
     if path.is_file() and path.suffix in (".yaml", ".yml"):
-        cfg = validate_experiment(apply_overrides(read_yaml(path), [], str(path)), str(path))
-        return Path(output_folder(cfg.name, cfg.run.output)), path
+        try:
+            ref = OutputRef.model_validate(read_yaml(path))
+        except ValidationError as exc:
+            raise UserError(f"{path}: {error_text(exc, OutputRef)}") from None
+        return Path(output_folder(ref.name, ref.run.output)), path
     if path.is_dir():
         return path, None
     raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")

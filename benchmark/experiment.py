@@ -342,3 +342,19 @@ def bounds(field: FieldInfo) -> str | None:
     if "gt" in limits:
         return f"must be > {limits['gt']}"
     return None
+
+
+class RunOutput(Section):
+    """Only run.output of a `run` section: the rest is not looked at."""
+
+    model_config = ConfigDict(extra="ignore")
+    output: str | None = Run.model_fields["output"]
+
+
+class OutputRef(Section):
+    """Only what names an experiment's output folder (name, run.output): `report` reads an experiment file with this,
+    without its data or any other key."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str = Experiment.model_fields["name"]
+    run: RunOutput = Field(default_factory=RunOutput)
