@@ -57,7 +57,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
     check_methods(sweep)
-    check_installed(cfg["run"]["trackers"], where)
+    check_installed(cfg.run.trackers, where)
     checked = set()
     for run in sweep.runs:
         if run.weights is None or (run.backbone, run.weights) in checked:
@@ -130,10 +130,10 @@ def _run_pending(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fa
 def tracking(sweep: Sweep) -> Iterator[None]:
     """Trackers for the sweep (run.trackers): catch up on runs recorded before, log each new one, catch up at the end."""
     cfg = sweep.cfg
-    if not cfg["run"]["trackers"]:
+    if not cfg.run.trackers:
         yield
         return
-    trackers = open_trackers(cfg["run"]["trackers"], sweep.store.root, cfg["name"], public(cfg), cfg["run"]["tracking_uri"])
+    trackers = open_trackers(cfg.run.trackers, sweep.store.root, cfg.name, cfg.model_dump(), cfg.run.tracking_uri)
 
     def sync(records: list[dict]) -> None:
         trackers.sync(records, sweep.store.read_history)
