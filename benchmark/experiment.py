@@ -5,7 +5,6 @@ Loading, `--set` overrides, the one-line error messages and path resolution live
 
 from __future__ import annotations
 
-import math
 import re
 import types
 from collections.abc import Callable
@@ -16,14 +15,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from benchmark.errors import brief
+from benchmark.errors import UserError, brief
 
 AUGMENTATIONS = ("hflip", "vflip", "rot90")
 SELECT_BY = ("val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 TRACKERS = ("mlflow", "tensorboard")
 SAMPLERS = ("tpe", "random", "grid")
-DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
 SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
 
 
@@ -102,26 +100,16 @@ def _classes_check(value: dict) -> str | None:
 
 
 def _space_check(value: dict) -> str | None:
-    """Each entry: KEY (train.optimizer.lr or METHOD.PARAM) → {uniform|log_uniform|int: [low, high]} or {choice: [...]}."""
+    """Each entry: KEY (train.optimizer.lr or METHOD.PARAM) → a dimension `methods.space.parse_dimension` reads."""
+    from methods.space import parse_dimension
+
     for key, dist in value.items():
         if not isinstance(key, str) or "." not in key:
             return f"key {brief(key)} must be a dotted name: train.optimizer.lr or METHOD.PARAM (e.g. alpha_js.beta)"
-        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-            return (f"{key}: expected one of {{uniform: [low, high]}}, {{log_uniform: [low, high]}}, "
-                    "{int: [low, high]}, {choice: [values]}")
-        kind, bounds = next(iter(dist.items()))
-        if kind == "choice":
-            if not isinstance(bounds, list) or not bounds:
-                return f"{key}: choice needs a non-empty list of values"
-            continue
-        numbers_ok = isinstance(bounds, list) and len(bounds) == 2 and all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
-        if not numbers_ok or not bounds[0] < bounds[1]:
-            return f"{key}: {kind} needs [low, high] with low < high"
-        if kind == "log_uniform" and bounds[0] <= 0:
-            return f"{key}: log_uniform needs low > 0"
-        if kind == "int" and not all(isinstance(b, int) for b in bounds):
-            return f"{key}: int needs integer bounds"
+        try:
+            parse_dimension(dist)
+        except UserError as exc:
+            return f"{key}: {exc}"
     return None
 
 

@@ -79,15 +79,17 @@ def check_dimension(dim: Dimension) -> None:
         if not dim.values:
             raise ValueError("choice needs at least one value")
         return
+    kind = next(name for name, cls in KINDS.items() if isinstance(dim, cls))
     bounds = (dim.low, dim.high)
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
-        raise ValueError(f"{dim.describe()}: bounds must be finite numbers")
+    shown = f"{kind}: [{brief(dim.low)}, {brief(dim.high)}]"
+    if not all(_number(b) and math.isfinite(b) for b in bounds):
+        raise ValueError(f"{shown}: bounds must be finite numbers")
     if not dim.low < dim.high:
-        raise ValueError(f"{dim.describe()}: needs low < high")
+        raise ValueError(f"{shown}: needs low < high")
     if isinstance(dim, LogUniform) and dim.low <= 0:
-        raise ValueError(f"{dim.describe()}: needs low > 0")
+        raise ValueError(f"{shown}: needs low > 0")
     if isinstance(dim, IntUniform) and not all(isinstance(b, int) for b in bounds):
-        raise ValueError(f"{dim.describe()}: needs integer bounds")
+        raise ValueError(f"{shown}: needs integer bounds")
 
 
 def parse_dimension(value: Any) -> Dimension:

@@ -117,7 +117,7 @@ def test_a_method_without_a_space_gets_one_trial(tmp_path, capsys):
 
 @pytest.mark.parametrize("space, expected", [
     ({"train.optimizer.lrr": {"log_uniform": [1e-4, 1e-2]}}, "did you mean 'lr'?"),
-    ({"train.optimizer.lr": {"log_uniform": [0, 1e-2]}}, "log_uniform needs low > 0"),
+    ({"train.optimizer.lr": {"log_uniform": [0, 1e-2]}}, "log_uniform: [0.0, 0.01]: needs low > 0"),
     ({"train.epochs": {"uniform": [2, 5]}}, "train.epochs: expected an integer"),
     ({"label_smoothing.epsilon": {"uniform": [0.1, 1.5]}}, "epsilon must be in [0, 1)"),
     ({"label_smoothing.eps": {"uniform": [0.1, 0.2]}}, "has no parameter 'eps' (did you mean 'epsilon'?)"),
