@@ -31,8 +31,9 @@ def headline(report: Path) -> str:
 def pairwise_rows(report: Path) -> list[str]:
     stats = pd.read_csv(report / "stats" / "pairwise.csv")
     metric = headline(report)
-    rows = stats[(stats["metric"] == metric) & (stats["baseline"] == "ce")]
-    lines = [f"| vs ce, {metric.removeprefix('test_')} | Δ mean (pp) | 95% CI (pp) | p Holm (corrected t) | p Holm (Wilcoxon) |",
+    baseline = str(stats["baseline"].iloc[0])  # ce, or "ce (tuned)" in a tuned experiment
+    rows = stats[(stats["metric"] == metric) & (stats["baseline"] == baseline)]
+    lines = [f"| vs {baseline}, {metric.removeprefix('test_')} | Δ mean (pp) | 95% CI (pp) | p Holm (corrected t) | p Holm (Wilcoxon) |",
              "|:--|--:|:--|--:|--:|"]
     for row in rows.itertuples():
         lines.append(f"| {row.method} | {100 * row.mean_diff:+.2f} | [{100 * row.ci_low:+.2f}, {100 * row.ci_high:+.2f}] "
