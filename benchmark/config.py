@@ -128,6 +128,8 @@ def apply_overrides(raw: dict, overrides: list[str], where: str) -> dict:
     out = copy.deepcopy(raw)
     for text in overrides:
         keys, value = parse_override(text)
+        if keys[:2] == ["tune", "space"] and len(keys) > 3:
+            keys = [*keys[:2], ".".join(keys[2:])]  # tune.space's own keys are dotted: train.optimizer.lr
         node = out
         for key in keys[:-1]:
             child = node.get(key)

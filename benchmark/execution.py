@@ -37,7 +37,7 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         "error": error,
     }
     if run.trial is not None:
-        record.update(tune_trial=run.trial, tune_params=dict(run.tune_values),
+        record.update(tune_trial=run.trial, tune_budget=run.tune_budget, tune_params=dict(run.tune_values),
                       tune_metric=tune_metric(sweep.cfg, sweep.prepared.class_names),
                       **{f"set_{k}": v for k, v in run.overrides.items()})
     if result is not None:

@@ -198,7 +198,7 @@ class Train(Section):
 
 
 class Tune(Section):
-    trials: int = Field(8, ge=1, description="trials per method and fold (the budget)")
+    trials: int = Field(8, ge=1, le=1000, description="trials per method and fold (the budget; each is a training run)")
     sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler")
     seed: Seed = Field(0, description="sampler seed")
     space: Annotated[dict, checked(_space_check)] = Field(

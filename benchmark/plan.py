@@ -34,6 +34,7 @@ class RunSpec:
     overrides: dict = field(default_factory=dict)
     trial: int | None = None
     tune_values: dict = field(default_factory=dict)
+    tune_budget: int | None = None
 
 
 # Keys that do not change what a run computes; they stay out of the run id.
@@ -132,7 +133,7 @@ def shared_identity(cfg: Experiment, dataset_fingerprint: str, overrides: dict |
 
 def make_run(cfg: Experiment, shared: dict, method: str, params: dict, backbone: str, weights: str | None, seed: int,
              repeat: int, fold: int, overrides: dict | None = None, trial: int | None = None,
-             tune_values: dict | None = None) -> RunSpec:
+             tune_values: dict | None = None, tune_budget: int | None = None) -> RunSpec:
     """One run and its id (a tuning trial's id also hashes its trial number)."""
     resolved = shared | {
         "method": method,
@@ -146,7 +147,7 @@ def make_run(cfg: Experiment, shared: dict, method: str, params: dict, backbone:
     if trial is not None:
         resolved["tune_trial"] = trial
     return RunSpec(run_id_for(resolved), cfg.name, method, params, backbone, weights, repeat, fold, seed, resolved,
-                   dict(overrides or {}), trial, dict(tune_values or {}))
+                   dict(overrides or {}), trial, dict(tune_values or {}), tune_budget)
 
 
 def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:

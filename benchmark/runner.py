@@ -53,7 +53,8 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg.source
-    check_only(sweep.runs, only or {})
+    tuning = resolve_tuning(cfg, sweep.prepared.class_names)
+    check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only or {})
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
     check_methods(sweep)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from methods.base import Method
 from methods.errors import UserError, brief
 from methods.registry_core import Registry
-from methods.space import Choice, Dimension, IntUniform, check_dimension
+from methods.space import Choice, Dimension, IntUniform, LogUniform, Uniform, check_dimension
 
 _SCALARS = (float, int, bool, str, type(None))
 
@@ -135,6 +135,9 @@ def _space_of(cls: type, params: tuple[Param, ...]) -> dict[str, Dimension]:
         where = f"{cls.__qualname__}.search_space[{key!r}]"
         if key not in by_name:
             raise TypeError(f"{where}: not a parameter of {cls.__qualname__}.__init__")
+        if not isinstance(dim, (Uniform, LogUniform, IntUniform, Choice)):
+            raise TypeError(f"{where}: {dim!r} is not a dimension; use methods.space.Uniform, LogUniform, IntUniform "
+                            "or Choice")
         try:
             check_dimension(dim)
             samples = dim.values if isinstance(dim, Choice) else (dim.low, dim.high)

@@ -122,3 +122,36 @@ def test_a_tracker_not_installed_is_one_line_before_anything(tracked, monkeypatc
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run.trackers: 'mlflow' needs mlflow installed" in err
     assert not (tracked.parent / "out").exists()
+
+
+def test_a_half_written_mlflow_run_is_replaced_and_a_moved_folder_keeps_its_parent(tracked, monkeypatch, capsys):
+    """One metrics write fails: the run is written again at the sweep's end, not kept twice; then the output folder is
+    moved and resumed: the same parent run continues, nothing is logged again."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    real, calls = MlflowClient.log_batch, {"n": 0}
+
+    def flaky(self, run_id, metrics=(), params=(), tags=()):
+        calls["n"] += 1
+        if metrics and calls["n"] == 3:
+            raise ConnectionError("lost the connection once")
+        return real(self, run_id, metrics=metrics, params=params, tags=tags)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", flaky)
+    assert main(["run", str(tracked), "--quiet"]) == 0
+    assert capsys.readouterr().err.count("lost the connection once") == 1
+    output = tracked.parent / "out"
+    _, runs = _mlflow_runs(output)
+    assert len(runs) == 1 + len(pd.read_csv(output / "results.csv"))  # the half-written one is gone at once
+    moved = tracked.parent / "moved"
+    shutil.move(output, moved)
+    tracked.write_text(tracked.read_text().replace(str(output), str(moved)))
+    assert main(["run", str(tracked), "--quiet"]) == 0
+    _, runs = _mlflow_runs(moved)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags["solderbench.run_id"] for r in children) == sorted(
+        pd.read_csv(moved / "results.csv")["run_id"])
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert len(runs) - len(children) == 1

@@ -155,3 +155,62 @@ def test_grid_covers_every_point_before_repeating():
     assert sorted({p["a"] for p in points}) == [0.0, 0.5, 1.0]
     drawn = [draw(dims, [Finished({}, None)] * k, "grid", 3, 0, 6, True) for k in range(len(points))]
     assert sorted(map(str, drawn)) == sorted(map(str, points))
+
+
+def _set_tune(path: Path, **changes) -> None:
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(cfg))
+
+
+def test_val_loss_is_not_a_tuning_score_trials_are_ranked_by_val_nll(tuned):
+    """Each objective's loss adds its own regularizer, which depends on the searched parameter: ranking trials by it
+    would pick, e.g., confidence_penalty's largest beta. Trials are ranked by the validation NLL instead."""
+    _set_tune(tuned, protocol__select_by="val_loss", methods=["ce", "confidence_penalty"])
+    assert main(["run", str(tuned), "--quiet"]) == 0
+    trials = _trials(tuned.parent / "out")
+    assert set(trials["tune_metric"]) == {"val_nll"}
+    out = tuned.parent / "report"
+    assert main(["report", str(tuned.parent / "out"), "--out", str(out), "--no-figures"]) == 0
+    picked = pd.read_csv(out / "selection.csv").query("kind == 'tuned'")
+    for (method, fold), rows in trials.groupby(["method", "fold"]):
+        chosen = picked[(picked["method"] == method) & (picked["fold"] == fold)].iloc[0]
+        assert chosen["score"] == rows["val_nll"].min() and chosen["by"] == "val_nll"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"tune__space": {"train.scheduler.step_size": {"int": [1, 3]}}}, "train.scheduler is null (off)"),
+    ({"tune__trials": 100000}, "tune.trials: must be in 1..1000, got 100000"),
+])
+def test_more_bad_tuning_input_is_one_line(tuned, capsys, change, expected):
+    _set_tune(tuned, **change)
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+
+
+def test_grid_budget_stops_at_the_grid_and_choices_may_be_null(tuned, capsys):
+    _set_tune(tuned, tune__sampler="grid", tune__trials=4, methods=["ce"],
+              tune__space={"train.optimizer.name": {"choice": ["adam", "sgd"]}, "train.threads": {"choice": [None, 1]}})
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate"]) == 0
+    assert "2 runs + 8 tuning trial runs" in capsys.readouterr().err  # grid of 2 × 2 points: 4 trials per fold
+    _set_tune(tuned, tune__space={"train.optimizer.name": {"choice": ["adam", "sgd"]}})
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate"]) == 0
+    assert "2 runs + 4 tuning trial runs" in capsys.readouterr().err  # 2 grid points per fold, not 4 repeats
+
+
+def test_only_and_set_reach_tuning_trials(tuned, capsys):
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate"]) == 0
+    trial_id = next(line.split()[1] for line in capsys.readouterr().out.splitlines() if "trial=0" in line)
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate", "--only", f"run_id={trial_id}"]) == 0
+    assert trial_id in capsys.readouterr().out
+    assert main(["run", str(tuned), "--dry-run", "--no-estimate",
+                 "--set", "tune.space.train.optimizer.lr={uniform: [0.001, 0.002]}"]) == 0
+    assert "4 runs + 12 tuning trial runs" in capsys.readouterr().err

@@ -50,10 +50,10 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
 
     sweep = open_sweep(cfg, decode_images=False)
-    check_only(sweep.runs, only)
-    runs = select(sweep.runs, only)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, args.retry_failed) if tuning else None
+    check_only(sweep.runs + (trials.known if trials else []), only)
+    runs = select(sweep.runs, only)
     known = select(trials.known, only) if trials else []
     undrawn = select(trials.undrawn, only) if trials else []
     for run in runs + known + undrawn:

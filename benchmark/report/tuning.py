@@ -11,16 +11,19 @@ from benchmark.report.selection import trial_rows
 
 
 def budget_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per method and (backbone, fold, repeat, seed): trials recorded, done, failed, and the keys searched."""
+    """Per method and (backbone, fold, repeat, seed): the study's budget, trials recorded, done, failed, and the keys
+    searched (studies without any recorded trial are not listed)."""
     trials = results[trial_rows(results)]
-    columns = ["method", *GROUP_KEYS, "trials", "done", "failed", "searched"]
+    if "tune_budget" not in trials:
+        trials = trials.assign(tune_budget=float("nan"))  # records of the first tuning version
+    columns = ["method", *GROUP_KEYS, "budget", "trials", "done", "failed", "searched"]
     if trials.empty:
         return pd.DataFrame(columns=columns)
     keys = trials["tune_params"].map(lambda text: ", ".join(sorted(json.loads(text))) if isinstance(text, str) else "")
     table = (trials.assign(done=trials["status"] == "done", failed=trials["status"] != "done", searched=keys)
              .groupby(["method", *GROUP_KEYS], sort=False, dropna=False)
-             .agg(trials=("tune_trial", "size"), done=("done", "sum"), failed=("failed", "sum"),
-                  searched=("searched", "first"))
+             .agg(budget=("tune_budget", "max"), trials=("tune_trial", "size"), done=("done", "sum"),
+                  failed=("failed", "sum"), searched=("searched", "first"))
              .reset_index())
     return table[columns]
 
@@ -48,9 +51,9 @@ def partial_tuning(budget: pd.DataFrame, config: dict) -> str | None:
     trials = (config.get("tune") or {}).get("trials")
     if budget.empty or not trials:
         return None
-    searching = budget[budget["searched"] != ""]
-    short = searching[searching["done"] + searching["failed"] < trials]
+    expected = budget["budget"].fillna(trials).where(budget["searched"] != "", 1)
+    short = budget[budget["done"] + budget["failed"] < expected]
     if short.empty:
         return None
-    return (f"Partial tuning: {len(short)} of {len(searching)} studies have fewer than {trials} finished trials; "
-            "their tuned rows choose among the trials so far.")
+    return (f"Partial tuning: {len(short)} of the {len(budget)} studies with recorded trials have fewer finished "
+            f"trials than their budget ({trials}); their tuned rows choose among the trials so far.")

@@ -43,10 +43,15 @@ def check_installed(trackers: list[str], where: str) -> None:
                             f"or drop it from run.trackers")
 
 
-def warn(tracker: str, exc: BaseException) -> None:
+def warn(tracker: str, exc: BaseException, said: set[str] | None = None) -> None:
+    """A warning line, once per distinct problem when `said` collects what was said (a tracker failing on every
+    run says so once)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    print(f"warning: {tracker} tracker: {type(exc).__name__}: {text[:300]}; the run is recorded, the sweep goes on",
-          file=sys.stderr)
+    line = f"warning: {tracker} tracker: {type(exc).__name__}: {text[:300]}; the run is recorded, the sweep goes on"
+    if said is None or line not in said:
+        print(line, file=sys.stderr)
+    if said is not None:
+        said.add(line)
 
 
 class Trackers:
@@ -54,6 +59,7 @@ class Trackers:
 
     def __init__(self, trackers: list[Tracker]):
         self.trackers = trackers
+        self.said: set[str] = set()
         self.held: dict[str, set[str]] = {}
         for tracker in list(trackers):
             try:
@@ -72,7 +78,7 @@ class Trackers:
                 try:
                     tracker.log_run(record, history_of(run_id))
                 except Exception as exc:  # noqa: BLE001 - a tracker never fails or loses a run
-                    warn(tracker.name, exc)
+                    warn(tracker.name, exc, self.said)
                     continue
                 self.held[tracker.name].add(run_id)
 

@@ -1,8 +1,16 @@
-"""MLflow: one MLflow run per benchmark run, nested under one parent run per sweep (found again on resume)."""
+"""MLflow: one MLflow run per benchmark run, nested under one parent run per sweep (found again on resume).
+
+The sweep is known by a key kept in its output folder (`mlflow-sweep-key`), so a moved or copied output folder
+continues its own parent run. A run counts as logged once it carries `solderbench.run_id`, which is set last: one
+half-written by a killed or failing process is deleted and written again, never kept twice.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +18,23 @@ import pandas as pd
 from benchmark.trackers.params import epoch_series, final_metrics, flatten, run_params, run_tags
 
 SWEEP_TAG = "solderbench.sweep"
+KEY_FILE = "mlflow-sweep-key"
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+
+
+def sweep_key(output: Path) -> str:
+    """The output folder's sweep key: made once (atomically, first process wins), then read."""
+    path = output / KEY_FILE
+    if not path.is_file():
+        tmp = output / f".{KEY_FILE}.{uuid.uuid4().hex}"
+        tmp.write_text(uuid.uuid4().hex + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def default_uri(output: Path) -> str:
@@ -30,7 +54,7 @@ class MlflowTracker:
         artifacts = None if tracking_uri else (output.resolve() / "mlflow-artifacts").as_uri()
         self.experiment_id = found.experiment_id if found else self.client.create_experiment(
             experiment, artifact_location=artifacts)
-        self.sweep_key = str(output.resolve())
+        self.sweep_key = sweep_key(output)
         self.parent = self._parent(experiment, config)
 
     def _parent(self, experiment: str, config: dict) -> str:
@@ -48,27 +72,46 @@ class MlflowTracker:
         return run.info.run_id
 
     def logged(self) -> set[str]:
-        runs = self.client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent}'",
+        """Run ids fully logged for this sweep; half-written runs (no run id tag yet) are deleted."""
+        runs = self.client.search_runs([self.experiment_id], f"tags.`{SWEEP_TAG}.child` = '{self.sweep_key}'",
                                        max_results=50000)
-        return {r.data.tags["solderbench.run_id"] for r in runs if "solderbench.run_id" in r.data.tags}
+        held = set()
+        for run in runs:
+            if "solderbench.run_id" in run.data.tags and run.info.status in ("FINISHED", "FAILED"):
+                held.add(run.data.tags["solderbench.run_id"])
+            else:
+                self.client.delete_run(run.info.run_id)
+        return held
 
     def log_run(self, record: dict, history: pd.DataFrame | None) -> None:
+        label = f"{record.get('method_label')} · {record.get('backbone')} · fold {record.get('fold')}"
+        tags = run_tags(record)
+        run_id_tag = tags.pop("solderbench.run_id")
+        tags |= {"mlflow.parentRunId": self.parent, f"{SWEEP_TAG}.child": self.sweep_key}
+        run = self.client.create_run(self.experiment_id, run_name=label, tags=tags)
+        try:
+            self._fill(run.info.run_id, record, history, run_id_tag)
+        except Exception:
+            with contextlib.suppress(Exception):  # the half-written run goes; the next sync writes it whole
+                self.client.delete_run(run.info.run_id)
+            raise
+
+    def _fill(self, mlflow_run: str, record: dict, history: pd.DataFrame | None, run_id_tag: str) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        label = f"{record.get('method_label')} · {record.get('backbone')} · fold {record.get('fold')}"
-        tags = run_tags(record) | {"mlflow.parentRunId": self.parent}
-        run = self.client.create_run(self.experiment_id, run_name=label, tags=tags)
         now = int(time.time() * 1000)
         metrics = [Metric(f"epoch/{key}", value, now, step) for key, step, value in epoch_series(history)]
         metrics += [Metric(key, value, now, 0) for key, value in final_metrics(record).items()]
         params = [Param(k[:250], v[:6000]) for k, v in run_params(record).items()]
         for start in range(0, len(params), 100):
-            self.client.log_batch(run.info.run_id, params=params[start:start + 100])
+            self.client.log_batch(mlflow_run, params=params[start:start + 100])
         for start in range(0, len(metrics), MAX_BATCH):
-            self.client.log_batch(run.info.run_id, metrics=metrics[start:start + MAX_BATCH])
+            self.client.log_batch(mlflow_run, metrics=metrics[start:start + MAX_BATCH])
+        last = [RunTag("solderbench.run_id", run_id_tag)]
         if record.get("error"):
-            self.client.log_batch(run.info.run_id, tags=[RunTag("solderbench.error", str(record["error"])[:5000])])
-        self.client.set_terminated(run.info.run_id, "FINISHED" if record.get("status") == "done" else "FAILED")
+            last.insert(0, RunTag("solderbench.error", str(record["error"])[:5000]))
+        self.client.set_terminated(mlflow_run, "FINISHED" if record.get("status") == "done" else "FAILED")
+        self.client.log_batch(mlflow_run, tags=last)  # the commit point: now it counts as logged
 
     def close(self) -> None:
         self.client.set_terminated(self.parent, "FINISHED")

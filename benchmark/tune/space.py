@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import methods
@@ -75,11 +76,25 @@ def with_overrides(cfg: Experiment, overrides: dict[str, Any]) -> Experiment:
 
 
 def check_train_dimensions(cfg: Experiment, dims: dict[str, Dimension], where: str) -> None:
-    """Each train.* dimension names a known key whose bounds the config accepts (validated exactly like `--set`)."""
+    """Each train.* dimension names a known key of an enabled section, whose bounds or choices the config accepts
+    (validated exactly like `--set`)."""
     from benchmark.config import apply_overrides, validate_experiment
 
+    raw = cfg.model_dump()
     for key, dim in dims.items():
-        if key.startswith(TRAIN_PREFIX):
-            for value in corners(dim):
-                at = f"{where}: tune.space"
-                validate_experiment(apply_overrides(cfg.model_dump(), [f"{key}={value!r}"], at), at)
+        if not key.startswith(TRAIN_PREFIX):
+            continue
+        at = f"{where}: tune.space"
+        node: Any = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                break  # an unknown key: the validation below names it, with "did you mean"
+            node = node[part]
+            if node is None:
+                section = ".".join(parts[: i + 1])
+                raise UserError(f"{at}.{key}: {section} is null (off); enable it in the experiment file "
+                                f"(e.g. {section}: {{}}) to tune its keys")
+        for value in corners(dim):
+            validate_experiment(apply_overrides(raw, [f"{key}={json.dumps(value)}"], at), at)
+

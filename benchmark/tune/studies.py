@@ -17,7 +17,7 @@ from benchmark.errors import UserError
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, make_run, shared_identity
 from benchmark.train import MAXIMIZE
-from benchmark.tune.sampling import Finished, draw, trial_seed
+from benchmark.tune.sampling import Finished, draw, grid_points, trial_seed
 from benchmark.tune.space import check_train_dimensions, corners, experiment_dimensions, split_values, study_dimensions
 from methods.space import Dimension
 
@@ -34,7 +34,7 @@ class Tuning:
 
     @property
     def maximize(self) -> bool:
-        return MAXIMIZE[self.metric]
+        return self.metric != "val_nll" and MAXIMIZE[self.metric]
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,23 @@ class Study:
     seed: int
 
     def budget(self, tuning: Tuning) -> int:
-        """`tune.trials`, or 1 when there is nothing to search (more trials would repeat the same computation)."""
-        return tuning.trials if self.dims else 1
+        """`tune.trials`; 1 when there is nothing to search, and at most the grid's size with sampler grid (more
+        trials would repeat the same computation)."""
+        if not self.dims:
+            return 1
+        if tuning.sampler == "grid":
+            return min(tuning.trials, len(grid_points(self.dims, tuning.trials)))
+        return tuning.trials
 
 
 def tune_metric(cfg: Experiment, class_names: list[str]) -> str:
-    """The inner-validation score trials are ranked by: protocol.select_by, or (select_by: last) the report's
-    headline (macro-F1 for more than two classes without data.positive, else F1)."""
+    """The inner-validation score trials are ranked by: protocol.select_by; val_nll for select_by: val_loss (each
+    objective's own loss adds its regularizer, which depends on the very parameter being searched: ranking by it
+    would favour, e.g., confidence_penalty's largest beta); with select_by: last the report's headline (macro-F1 for
+    more than two classes without data.positive, else F1)."""
     select_by = cfg.protocol.select_by
+    if select_by == "val_loss":
+        return "val_nll"
     if select_by != "last":
         return select_by
     return "val_macro_f1" if len(class_names) > 2 and cfg.data.positive is None else "val_f1"
@@ -115,13 +124,15 @@ def studies(cfg: Experiment, tuning: Tuning, fixed: list[RunSpec]) -> list[Study
     return out
 
 
-def trial_run(cfg: Experiment, dataset_fingerprint: str, study: Study, trial: int, values: dict[str, Any]) -> RunSpec:
-    """Trial `trial` of `study` with the drawn `values` as a run (its id hashes the values and the trial number)."""
+def trial_run(cfg: Experiment, dataset_fingerprint: str, study: Study, trial: int, values: dict[str, Any],
+              budget: int) -> RunSpec:
+    """Trial `trial` of `study` (of `budget`) with the drawn `values` as a run (its id hashes the values and the
+    trial number)."""
     params, overrides = split_values(study.method, values)
     resolved = methods.build(study.method, **(study.base_params | params)).hparams
     return make_run(cfg, shared_identity(cfg, dataset_fingerprint, overrides), study.method,
                     dict(sorted(resolved.items())), study.backbone, study.weights, study.seed, study.repeat,
-                    study.fold, overrides=overrides, trial=trial, tune_values=values)
+                    study.fold, overrides=overrides, trial=trial, tune_values=values, tune_budget=budget)
 
 
 UNDRAWN = "not drawn yet"
@@ -149,7 +160,7 @@ def frontier(sweep, tuning: Tuning, retry_failed: bool = False, attempted: froze
         for k in range(study.budget(tuning)):
             seed = trial_seed(tuning.seed, study.repeat, study.fold, study.seed, k)
             values = draw(study.dims, history, tuning.sampler, base_seed, seed, tuning.trials, tuning.maximize)
-            run = trial_run(sweep.cfg, sweep.prepared.scan_fingerprint, study, k, values)
+            run = trial_run(sweep.cfg, sweep.prepared.scan_fingerprint, study, k, values, study.budget(tuning))
             known.append(run)
             record = sweep.store.read_record(run.run_id) or {}
             status = record.get("status", "pending")
@@ -158,6 +169,7 @@ def frontier(sweep, tuning: Tuning, retry_failed: bool = False, attempted: froze
                 history.append(Finished(values, None if score is None else float(score)))
                 continue
             pending.append(run)
-            undrawn += [dataclasses.replace(run, run_id=UNDRAWN, trial=later) for later in range(k + 1, study.budget(tuning))]
+            later = range(k + 1, study.budget(tuning))
+            undrawn += [dataclasses.replace(run, run_id=UNDRAWN, trial=k) for k in later]
             break
     return Frontier(known, pending, undrawn)
