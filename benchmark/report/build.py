@@ -157,7 +157,7 @@ def _prepare(output_dir: Path, oracle: bool, metrics: list[str] | None, select_b
         output_dir, results, epochs, config_text, _experiment_name(config, results, output_dir), classes,
         performance, stat_metrics, select, oracle, build_rows(results, select, oracle),
         backbone_order(results, config), expected_runs_per_cell(results, config), positive, config,
-        budget_table(results),
+        budget_table(results, config),
     )
 
 

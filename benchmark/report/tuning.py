@@ -10,7 +10,7 @@ from benchmark.report.columns import GROUP_KEYS
 from benchmark.report.selection import trial_rows
 
 
-def budget_table(results: pd.DataFrame) -> pd.DataFrame:
+def budget_table(results: pd.DataFrame, config: dict) -> pd.DataFrame:
     """Per method and (backbone, fold, repeat, seed): the study's budget, trials recorded, done, failed, and the keys
     searched (studies without any recorded trial are not listed)."""
     trials = results[trial_rows(results)]
@@ -25,6 +25,9 @@ def budget_table(results: pd.DataFrame) -> pd.DataFrame:
              .agg(budget=("tune_budget", "max"), trials=("tune_trial", "size"), done=("done", "sum"),
                   failed=("failed", "sum"), searched=("searched", "first"))
              .reset_index())
+    # records of the first tuning version hold no budget: the config's trials (1 for a study with nothing to search)
+    trials_cfg = (config.get("tune") or {}).get("trials")
+    table["budget"] = table["budget"].fillna(table["searched"].map(lambda keys: trials_cfg if keys else 1)).astype(int)
     return table[columns]
 
 
@@ -51,8 +54,7 @@ def partial_tuning(budget: pd.DataFrame, config: dict) -> str | None:
     trials = (config.get("tune") or {}).get("trials")
     if budget.empty or not trials:
         return None
-    expected = budget["budget"].fillna(trials).where(budget["searched"] != "", 1)
-    short = budget[budget["done"] + budget["failed"] < expected]
+    short = budget[budget["done"] + budget["failed"] < budget["budget"]]
     if short.empty:
         return None
     return (f"Partial tuning: {len(short)} of the {len(budget)} studies with recorded trials have fewer finished "
