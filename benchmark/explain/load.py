@@ -93,7 +93,8 @@ def short_labels(records: list[dict]) -> dict[str, str]:
 
 
 def choose_records(store: Store, requested: list[str] | None, first_seed: int) -> list[dict]:
-    """The runs to explain: `requested` ids, or each finished (method setting, backbone) at fold 0, repeat 0, first seed."""
+    """The runs to explain: `requested` ids, or each finished (method setting, backbone) at fold 0, repeat 0, first seed
+    (tuning trials only when requested: a study's trials would otherwise each count as a setting)."""
     records = [r for r in store.records() if r.get("run_id")]
     finished = {r["run_id"]: r for r in records
                 if r.get("status") == "done" and store.run(r["run_id"]).has_best()}
@@ -106,7 +107,8 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
                 status = known[run_id].get("status", "pending")
                 raise UserError(f"--runs {run_id}: the run is {status} or its best.pt is missing; pick a finished run")
         return [finished[run_id] for run_id in dict.fromkeys(requested)]
-    chosen = [r for r in finished.values() if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed]
+    chosen = [r for r in finished.values() if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed
+              and r.get("tune_trial") is None]
     if not chosen:
         raise UserError(
             f"{store.root}: no finished run at fold 0, repeat 0, seed {first_seed}; train one first "
