@@ -95,8 +95,8 @@ def check_dimension(dim: Dimension) -> None:
 def parse_dimension(value: Any) -> Dimension:
     """`{uniform: [0.1, 0.9]}` and friends → a Dimension; anything else → UserError naming what is allowed."""
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in KINDS:
-        raise UserError(f"expected one of {{uniform: [low, high]}}, {{log_uniform: [low, high]}}, {{int: [low, high]}}, "
-                        f"{{choice: [values]}}, got {brief(value)}")
+        raise UserError("expected one of {uniform: [low, high]}, {log_uniform: [low, high]}, {int: [low, high]}, "
+                        "{choice: [values]}")
     kind, args = next(iter(value.items()))
     if kind == "choice":
         dim = Choice(tuple(args) if isinstance(args, list) else ())
@@ -104,7 +104,7 @@ def parse_dimension(value: Any) -> Dimension:
         low, high = args
         dim = KINDS[kind](float(low), float(high)) if kind != "int" and _number(low) and _number(high) else KINDS[kind](low, high)
     else:
-        raise UserError(f"{kind} needs [low, high], got {brief(args)}")
+        raise UserError(f"{kind} needs [low, high]")
     try:
         check_dimension(dim)
     except ValueError as exc:
