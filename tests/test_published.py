@@ -92,3 +92,17 @@ def test_readme_shows_the_committed_quick_table():
             if line.startswith("|")]
     readme = (REPO / "README.md").read_text().splitlines()
     assert rows and [line for line in rows if line not in readme] == []
+
+
+@pytest.mark.parametrize("name", ["solder-defects-cpu", "solder-binary-cpu", "solder-defects-tuned-cpu"])
+def test_committed_report_tables_regenerate_from_the_committed_records(name, tmp_path):
+    """`report` on the committed records gives the committed tables byte for byte (figures aside)."""
+    from benchmark.cli import main
+
+    out = tmp_path / name
+    assert main(["report", str(REPO / "reports" / "records" / name), "--out", str(out), "--no-figures"]) == 0
+    files = ["results.csv", "selection.csv", "tables/performance.md", "tables/summary.csv", "stats/pairwise.csv",
+             "stats/friedman.csv"] + (["tables/tuning.csv"] if name.endswith("tuned-cpu") else [])
+    for file in files:
+        assert (out / file).read_bytes() == (REPO / "reports" / name / file).read_bytes(), (
+            f"reports/{name}/{file} does not regenerate: python -m benchmark report experiments/{name}.yaml")
