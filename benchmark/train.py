@@ -444,6 +444,9 @@ def run_epoch(trainer: Trainer, epoch: int, positive: int,
     if trainer.scheduler is not None:
         trainer.scheduler.step()
     val_probs, val_loss = trainer.evaluate("val")
+    if not np.isfinite(val_probs).all():
+        raise RunFailed(f"epoch {epoch}: the model's validation outputs are not finite (NaN or inf): training "
+                        "diverged; a lower train.optimizer.lr usually helps")
     scores = epoch_scores(val_probs, trainer.data.parts["val"][1].cpu().numpy(), positive)
     row = {
         "epoch": epoch,

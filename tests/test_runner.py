@@ -188,3 +188,21 @@ def test_a_run_that_takes_no_training_step_is_recorded_failed_not_done(tmp_path,
     table = load_results(experiment.parent / "out")
     assert table["status"].tolist() == ["failed"]
     assert "no training batch" in table.loc[0, "error"]
+
+
+def test_non_finite_validation_outputs_fail_the_run_with_a_clear_reason(experiment, monkeypatch):
+    """A model whose outputs turn NaN while its loss stayed finite: the run fails saying so, not with scikit-learn's
+    'Input contains NaN'."""
+    from benchmark import train
+
+    real = train.Trainer.evaluate
+
+    def diverged(self, part):
+        probs, loss = real(self, part)
+        return np.full_like(probs, np.nan), loss
+
+    monkeypatch.setattr(train.Trainer, "evaluate", diverged)
+    counts = run_sweep(load_config(experiment), show_progress=False)
+    assert counts["failed"] == 9 and counts["done"] == 0
+    table = pd.read_csv(experiment.parent / "out" / "results.csv")
+    assert table["error"].str.contains("validation outputs are not finite").all()
