@@ -54,7 +54,8 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     """
     cfg, where = sweep.cfg, sweep.cfg.source
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
-    check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only or {})
+    if only:  # --only may name tuning trials: replay them from the records (the runner does that again anyway)
+        check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only)
     check_image_size(sweep)
     check_batches(cfg, sweep.prepared.folds)
     check_methods(sweep)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from methods.base import Method
 from methods.errors import UserError, brief
 from methods.registry_core import Registry
-from methods.space import Choice, Dimension, IntUniform, LogUniform, Uniform, check_dimension
+from methods.space import Choice, Dimension, IntUniform, LogUniform, Uniform, check_dimension, corners
 
 _SCALARS = (float, int, bool, str, type(None))
 
@@ -140,8 +140,7 @@ def _space_of(cls: type, params: tuple[Param, ...]) -> dict[str, Dimension]:
                             "or Choice")
         try:
             check_dimension(dim)
-            samples = dim.values if isinstance(dim, Choice) else (dim.low, dim.high)
-            for value in samples:
+            for value in corners(dim):
                 by_name[key].coerce(value)
             if isinstance(dim, IntUniform) and int not in by_name[key].options:
                 raise TypeError(f"parameter '{key}' is not an int")

@@ -73,6 +73,11 @@ Dimension = Uniform | LogUniform | IntUniform | Choice
 KINDS = {"uniform": Uniform, "log_uniform": LogUniform, "int": IntUniform, "choice": Choice}
 
 
+def corners(dim: Dimension) -> list[Any]:
+    """Values that exercise a dimension's range: both bounds, or every choice."""
+    return list(dim.values) if isinstance(dim, Choice) else [dim.low, dim.high]
+
+
 def check_dimension(dim: Dimension) -> None:
     """Bounds that make sense (finite, low < high, log needs low > 0, int needs integers); else ValueError."""
     if isinstance(dim, Choice):

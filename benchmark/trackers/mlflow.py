@@ -64,12 +64,16 @@ class MlflowTracker:
         if existing:
             return existing[0].info.run_id
         run = self.client.create_run(self.experiment_id, run_name=experiment, tags={SWEEP_TAG: self.sweep_key})
+        self._log_params(run.info.run_id, flatten(config))
+        return run.info.run_id
+
+    def _log_params(self, mlflow_run: str, params: dict) -> None:
+        """Parameters as text within MLflow's limits (key 250, value 6000 characters, 100 per batch)."""
         from mlflow.entities import Param
 
-        params = [Param(k[:250], str(v)[:6000]) for k, v in flatten(config).items()]
-        for start in range(0, len(params), 100):
-            self.client.log_batch(run.info.run_id, params=params[start:start + 100])
-        return run.info.run_id
+        items = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(mlflow_run, params=items[start:start + 100])
 
     def logged(self) -> set[str]:
         """Run ids fully logged for this sweep; half-written runs (no run id tag yet) are deleted."""
@@ -97,14 +101,12 @@ class MlflowTracker:
             raise
 
     def _fill(self, mlflow_run: str, record: dict, history: pd.DataFrame | None, run_id_tag: str) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = [Metric(f"epoch/{key}", value, now, step) for key, step, value in epoch_series(history)]
         metrics += [Metric(key, value, now, 0) for key, value in final_metrics(record).items()]
-        params = [Param(k[:250], v[:6000]) for k, v in run_params(record).items()]
-        for start in range(0, len(params), 100):
-            self.client.log_batch(mlflow_run, params=params[start:start + 100])
+        self._log_params(mlflow_run, run_params(record))
         for start in range(0, len(metrics), MAX_BATCH):
             self.client.log_batch(mlflow_run, metrics=metrics[start:start + MAX_BATCH])
         last = [RunTag("solderbench.run_id", run_id_tag)]

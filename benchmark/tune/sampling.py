@@ -25,10 +25,15 @@ class Finished:
     score: float | None
 
 
+def _seed_of(*parts: object) -> int:
+    """A 32-bit seed that is a fixed function of `parts` (SHA-256, not Python's per-process salted hash)."""
+    text = ":".join(map(str, parts)).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+
+
 def trial_seed(base: int, repeat: int, fold: int, seed: int, trial: int) -> int:
     """The sampler seed of one trial: the same for every method of a (repeat, fold, seed)."""
-    text = f"{base}:{repeat}:{fold}:{seed}:{trial}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+    return _seed_of(base, repeat, fold, seed, trial)
 
 
 def startup_trials(trials: int) -> int:
@@ -64,7 +69,7 @@ def _optuna_draw(dims: dict[str, Dimension], history: list[Finished], kind: str,
     values = {}
     for key, dim in dims.items():
         distribution = {key: _distribution(dim)}
-        key_seed = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little")
+        key_seed = _seed_of(seed, key)
         study = optuna.create_study(direction="maximize" if maximize else "minimize",
                                     sampler=_sampler(kind, key_seed, trials))
         for past in history:

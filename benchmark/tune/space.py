@@ -8,7 +8,7 @@ from typing import Any
 import methods
 from benchmark.errors import UserError, brief, did_you_mean
 from benchmark.experiment import Experiment
-from methods.space import Choice, Dimension, parse_dimension
+from methods.space import Dimension, corners, parse_dimension
 
 TRAIN_PREFIX = "train."
 
@@ -51,11 +51,6 @@ def split_values(method: str, values: dict[str, Any]) -> tuple[dict[str, Any], d
     params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{method}.")}
     overrides = {k: v for k, v in values.items() if k.startswith(TRAIN_PREFIX)}
     return params, overrides
-
-
-def corners(dim: Dimension) -> list[Any]:
-    """Values that exercise a dimension's range: both bounds, or every choice."""
-    return list(dim.values) if isinstance(dim, Choice) else [dim.low, dim.high]
 
 
 def with_overrides(cfg: Experiment, overrides: dict[str, Any]) -> Experiment:

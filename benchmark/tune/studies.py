@@ -18,8 +18,8 @@ from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, make_run, shared_identity
 from benchmark.train import MAXIMIZE
 from benchmark.tune.sampling import Finished, draw, grid_points, trial_seed
-from benchmark.tune.space import check_train_dimensions, corners, experiment_dimensions, split_values, study_dimensions
-from methods.space import Dimension
+from benchmark.tune.space import check_train_dimensions, experiment_dimensions, split_values, study_dimensions
+from methods.space import Dimension, corners
 
 
 @dataclass(frozen=True)
