@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import torch
 
+from benchmark import numerics
 from benchmark.crash import crash_point
 from benchmark.plan import RunSpec
 from benchmark.sweep import Sweep
@@ -52,6 +53,7 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         git_commit=sweep.provenance["git_commit"],
         git_dirty=sweep.provenance["git_dirty"],
         versions=dict(sweep.provenance["versions"]),
+        environment=numerics.state(sweep.cfg.train.numerics, torch.device(device).type),
         device=device,
         wall_time_s=round(wall, 3),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

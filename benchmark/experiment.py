@@ -183,18 +183,22 @@ class EarlyStopping(Section):
 class Train(Section):
     epochs: int = Field(100, ge=1, description="training epochs")
     batch_size: int = Field(64, ge=1, description="training batch size")
-    eval_batch_size: int = Field(256, ge=1, description="evaluation batch size; does not change results")
+    eval_batch_size: int = Field(256, ge=1, description="evaluation batch size (changes the last bits of losses)")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="the optimizer")
     scheduler: Scheduler | None = Field(None, description="null: constant learning rate; {}: cosine")
     early_stopping: EarlyStopping | None = Field(None, description="null: train every epoch; {}: patience 15")
-    channels_last: bool = Field(True, description="memory format; does not change results")
+    channels_last: bool = Field(True, description="memory format (changes the last bits)")
     amp: bool = Field(False, description="mixed precision (bf16 on CPU, fp16 on CUDA)")
     deterministic: bool = Field(
         False, description="CUDA: deterministic cuDNN/cuBLAS kernels, so a GPU run repeats exactly; slower")
     compile: bool = Field(False, description="torch.compile the model")
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
         "default", description="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs on a GPU")
-    threads: Annotated[int, Field(ge=1)] | None = Field(None, description="torch threads (default: all cores)")
+    threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="torch threads per run (default: 1 with numerics portable, all cores with native)")
+    numerics: Literal["portable", "native"] = Field(
+        "portable", description="portable: CPU kernels capped at AVX2, oneDNN off, fixed threads: the same bits on any "
+        "x86-64 machine; native: the machine's fastest kernels (docs/reproducibility.md)")
 
 
 class Tune(Section):

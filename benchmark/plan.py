@@ -12,6 +12,7 @@ import methods
 from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, brief, did_you_mean, safe_name
 from benchmark.experiment import Experiment
+from benchmark.numerics import effective_threads
 
 
 @dataclass
@@ -37,11 +38,11 @@ class RunSpec:
     tune_budget: int | None = None
 
 
-# Keys that do not change what a run computes; they stay out of the run id.
+# Keys that do not change what a run computes; they stay out of the run id. Every train.* key is in it: the thread
+# count, memory format, evaluation batch size and numerics each change the last bits of a run's numbers.
 NON_SEMANTIC = {
     "run": None,
     "tune": None,
-    "train": ("eval_batch_size", "threads", "channels_last", "compile", "compile_mode", "deterministic"),
     "data": ("root",),
 }
 
@@ -117,6 +118,7 @@ def semantic_config(cfg: Experiment) -> dict:
         if isinstance(value, dict) and key in NON_SEMANTIC:
             value = {k: v for k, v in value.items() if k not in NON_SEMANTIC[key]}
         out[key] = value
+    out["train"]["threads"] = effective_threads(cfg.train.numerics, cfg.train.threads)
     return out
 
 

@@ -25,7 +25,7 @@ RECORD_KEYS = ("run_id", "method", "method_label", "backbone", "fold", "repeat",
 STATUSES = ("done", "failed")
 EPOCH_KEYS = ("run_id", "epoch")
 # Record fields holding a JSON object or list; records written before the structured format hold them as JSON text.
-STRUCTURED = ("method_params", "task_classes", "versions", "tune_params")
+STRUCTURED = ("method_params", "task_classes", "versions", "tune_params", "environment")
 # What becomes of a run when one of its files is damaged (see docs/results-schema.md, "Damaged files").
 DAMAGE_EFFECT = {
     RECORD: "the run counts as pending and is trained again",

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 import methods
+from benchmark import numerics
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import UserError
 from benchmark.executors import Executor, make_executor
@@ -78,9 +79,18 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
                             "or use run.executor: local") from None
         return None
     try:
-        return resolve_device(cfg.run.device)
+        device = resolve_device(cfg.run.device)
     except RuntimeError as exc:
         raise UserError(f"{where}: {exc}") from None
+    check_compile(cfg, device.type)
+    return device
+
+
+def check_compile(cfg: Experiment, device_type: str) -> None:
+    """torch.compile generates kernels for this machine's compiler and CPU: not portable numerics."""
+    if cfg.train.compile and device_type == "cpu" and numerics.effective_mode(cfg.train.numerics) == "portable":
+        raise UserError(f"{cfg.source}: train.compile: true on the CPU needs train.numerics: native (compiled kernels "
+                        "are generated for this machine's compiler and CPU, so their numbers are not portable)")
 
 
 def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
@@ -107,6 +117,7 @@ def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = Fa
     Everything the input can get wrong is checked before the output folder is created or touched.
     """
     wall = time.perf_counter()
+    numerics.prepare_environment(cfg.train.numerics, cfg.train.threads)
     sweep = open_sweep(cfg)
     executor = make_executor(cfg, check_sweep(sweep, only))
     with executor.session():
@@ -154,8 +165,6 @@ def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fail
                only: dict | None, tuning: Tuning | None) -> dict:
     cfg = sweep.cfg
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     print(f"{cfg.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 import methods
+from benchmark import numerics
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
 from benchmark.experiment import Experiment
@@ -44,7 +42,7 @@ class Sweep:
     def provenance(self) -> dict:
         """Git commit, dirty flag and library versions: computed once per sweep (per process), not per run."""
         commit, dirty = git_provenance()
-        return {"git_commit": commit, "git_dirty": dirty, "versions": versions()}
+        return {"git_commit": commit, "git_dirty": dirty, "versions": numerics.versions()}
 
 
 def git_provenance() -> tuple[str, bool]:
@@ -55,22 +53,6 @@ def git_provenance() -> tuple[str, bool]:
         return (commit.stdout.strip() or "unknown"), bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
-
-
-def versions() -> dict:
-    import numpy
-    import sklearn
-    import timm
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-        "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
-    }
 
 
 def open_sweep(cfg: Experiment, decode_images: bool = True) -> Sweep:

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import numerics
 from tests.helpers import make_image_folder
+
+# The test process trains in-process runs with the default (portable) numerics: its caps must be in place before the
+# first torch kernel runs, as `python -m benchmark run` puts them (an executor would otherwise spawn a worker per sweep).
+numerics.prepare_environment("portable", 1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,6 +16,7 @@ import sys
 import torch
 from tqdm import tqdm
 
+from benchmark import numerics
 from benchmark.execution import execute_run
 from benchmark.experiment import Experiment
 from benchmark.lifetime import die_with_parent
@@ -51,9 +52,23 @@ class LocalExecutor:
 
     def run(self, sweep, todo: list[RunSpec], retry_failed: bool, show_progress: bool) -> dict:
         workers = self.workers(len(todo))
-        if workers > 1:
+        if workers > 1 or (todo and not self._numerics_here()):
             return run_parallel(sweep, todo, self.device, workers, retry_failed, show_progress)
         return run_serial(sweep, todo, self.device, retry_failed, show_progress)
+
+    def _numerics_here(self) -> bool:
+        """Whether this process can train with the config's numerics (not when it already ran kernels without the
+        portable caps: then one fresh worker process trains)."""
+        try:
+            enter_numerics(self.cfg, self.device)
+        except numerics.NotApplicable:
+            return False
+        return True
+
+
+def enter_numerics(cfg: Experiment, device: torch.device) -> dict:
+    """This process's numerics and threads for training runs of `cfg` (see benchmark.numerics)."""
+    return numerics.enter(cfg.train.numerics, cfg.train.threads, device.type)
 
 
 def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool,
@@ -147,8 +162,7 @@ def _worker(cfg: Experiment, runs: list[RunSpec], device: str, retry_failed: boo
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     worker = int(multiprocessing.current_process().name.rsplit("-", 1)[-1])
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    enter_numerics(cfg, torch.device(device))
     sweep = open_sweep(cfg)
     for run in runs:
         record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress=False,

@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 import methods
+from benchmark import numerics
 from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
 from benchmark.execution import make_record, save_result, train_and_record
@@ -54,7 +54,8 @@ def train_task(cfg: Experiment, run: RunSpec, output: str, expected: dict[str, s
                env: dict[str, str]) -> tuple[dict, pd.DataFrame | None]:
     """Body of one Ray task: train `run` in this worker, checkpoints under `output`; returns (record, history)."""
     os.environ.update(env)
-    torch.set_num_threads(max(1, int(cfg.run.ray.num_cpus_per_run)))
+    numerics.enter(cfg.train.numerics, cfg.train.threads or max(1, int(cfg.run.ray.num_cpus_per_run)),
+                   resolve_device(cfg.run.device).type)
     methods.load_plugins(cfg.plugins, cfg.folder)
     prepared = _prepared_in_worker(cfg, expected)
     sweep = Sweep(cfg, Store(output), prepared, [])
@@ -135,9 +136,11 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
     import ray
 
     ray_cfg = sweep.cfg.run.ray
+    caps = {k: os.environ[k] for k in numerics.PORTABLE_ENV if k in os.environ}
     task = ray.remote(train_task).options(
         num_cpus=ray_cfg.num_cpus_per_run, num_gpus=ray_cfg.num_gpus_per_run,
         max_retries=ray_cfg.max_retries, retry_exceptions=False,
+        runtime_env={"env_vars": caps} if caps else None,  # set when the worker process starts, before torch runs
     )
     output = str(sweep.store.root.resolve())
     expected = {"scan": sweep.prepared.scan_fingerprint, "folds": sweep.prepared.folds_fingerprint}

@@ -22,7 +22,7 @@ from benchmark.report.load import (
     expected_runs_per_cell,
     read_config,
 )
-from benchmark.report.provenance import provenance
+from benchmark.report.provenance import mixed_environments, provenance
 from benchmark.report.publish import check_replaceable, publish, recover, staging, write_marker
 from benchmark.report.selection import Rows, build_rows
 from benchmark.report.tuning import budget_table, partial_tuning, tuning_note
@@ -215,6 +215,9 @@ def _warnings(r: _Report) -> list[str]:
     tuning = partial_tuning(r.budget, r.config) if r.budget is not None else None
     if tuning:
         out.append(tuning)
+    mixed = mixed_environments(r.results)
+    if mixed:
+        out.append(mixed)
     return out
 
 

@@ -32,6 +32,51 @@ def _versions(results: pd.DataFrame) -> str:
     return ", ".join(f"{p} {' / '.join(sorted(v))}" for p, v in seen.items()) or "—"
 
 
+def _json(value) -> dict:
+    if isinstance(value, dict):
+        return value
+    try:
+        found = json.loads(value) if isinstance(value, str) else {}
+    except json.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def environment_of(row: pd.Series) -> str:
+    """One run's numerical environment in words ('portable AVX2/MKL AVX2,STRICT, 1 thread; torch 2.14.1, ...'); runs
+    recorded before environments were recorded: 'not recorded'."""
+    env = _json(row.get("environment"))
+    if not env:
+        return "not recorded"
+    versions = {k: v for k, v in _json(row.get("versions")).items() if k not in ("stack", "python")}
+    kernels = (f"{env.get('numerics')} (ATen {env.get('aten_capability')}, oneDNN {env.get('onednn_isa')}, "
+               f"MKL {env.get('mkl_branch')})")
+    if env.get("numerics") == "native":
+        kernels += f" on {env.get('cpu_isa')}"
+    parts = [kernels, f"{env.get('threads')} thread(s)"]
+    if env.get("gpu"):
+        parts.append(f"{env['gpu']} (CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}, driver {env.get('gpu_driver')})")
+    return ", ".join(parts) + "; " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+
+
+def environments(results: pd.DataFrame) -> pd.Series:
+    """Runs per numerical environment (`environment_of`), most runs first."""
+    if results.empty:
+        return pd.Series(dtype=int)
+    return results.apply(environment_of, axis=1).value_counts()
+
+
+def mixed_environments(results: pd.DataFrame) -> str | None:
+    """A warning when the runs of one report come from more than one numerical environment, else None."""
+    found = environments(results[results["status"] == "done"] if "status" in results else results)
+    if len(found) <= 1:
+        return None
+    listed = "; ".join(f"{n} runs: {env}" for env, n in found.items())
+    return (f"Mixed environments: this report's runs come from {len(found)} numerical environments ({listed}). Runs "
+            "from different environments differ in their last bits or more (native numerics differ by several points "
+            "between CPU kinds); compare like with like, or re-train with `python -m benchmark verify`.")
+
+
 def _installed(name: str) -> str:
     try:
         return version(name)
@@ -59,6 +104,9 @@ def provenance(results: pd.DataFrame, output_dir: Path, n_expected: int) -> dict
         "Dataset fingerprint": _counts(results.get("dataset_fingerprint", pd.Series(dtype=object))),
         "Folds fingerprint": _counts(results.get("folds_fingerprint", pd.Series(dtype=object))),
         "Training versions": _versions(results),
+        "Numerical environments": "; ".join(f"{env} ({n} runs)" for env, n in environments(results).items()) or "—",
+        "CPUs": _counts(results.apply(lambda row: _json(row.get("environment")).get("cpu_model", ""), axis=1)
+                        if not results.empty else pd.Series(dtype=object)),
         "Devices": _counts(results.get("device", pd.Series(dtype=object))),
         "Compute time": f"{wall / 3600:.2f} h total over all runs",
         "Finished": f"{finished.min()} … {finished.max()}" if len(finished) else "—",

@@ -16,6 +16,8 @@ import numpy as np
 
 from methods.space import Choice, Dimension, IntUniform, LogUniform, Uniform
 
+SIGNIFICANT_DIGITS = 6  # of a drawn continuous value: what a trial uses and what its run id hashes
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -102,19 +104,30 @@ def grid_points(dims: dict[str, Dimension], trials: int) -> list[dict[str, Any]]
     return list(ParameterGrid(axes)) if axes else [{}]
 
 
+def rounded(dims: dict[str, Dimension], values: dict[str, Any]) -> dict[str, Any]:
+    """Values of continuous dimensions rounded to SIGNIFICANT_DIGITS significant digits (and kept within their
+    bounds): the sampler's last bits depend on the CPU's floating-point kernels, a run id must not."""
+    out = dict(values)
+    for key, dim in dims.items():
+        if isinstance(dim, Uniform | LogUniform) and isinstance(out.get(key), float):
+            out[key] = min(max(float(f"{out[key]:.{SIGNIFICANT_DIGITS}g}"), dim.low), dim.high)
+    return out
+
+
 def draw(dims: dict[str, Dimension], history: list[Finished], kind: str, base_seed: int, seed: int, trials: int,
          maximize: bool) -> dict[str, Any]:
     """The values of the next trial (trial number = len(history)); `seed` is `trial_seed(...)` of that trial.
 
     grid: the grid in an order shuffled by `base_seed` (the same for every trial of a study), trial k takes point
-    k (wrapping around when the budget exceeds the grid).
+    k (wrapping around when the budget exceeds the grid). Continuous values are `rounded` before they are used or
+    hashed, so the same experiment plans the same trial ids on every machine.
     """
     if not dims:
         return {}
     if kind == "grid":
         points = grid_points(dims, trials)
         order = np.random.default_rng(base_seed).permutation(len(points))
-        return dict(points[int(order[len(history) % len(points)])])
+        return rounded(dims, points[int(order[len(history) % len(points)])])
     values = _optuna_draw(dims, history, kind, seed, trials, maximize)
-    return {key: values[key] for key in dims}
+    return rounded(dims, {key: values[key] for key in dims})
 
