@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark import numerics
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec
 from benchmark.rundir import RunDir
@@ -89,8 +90,10 @@ def run_seconds(run: RunSpec, cfg: Experiment, prepared, cost: Probe) -> float:
 def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
     """Estimated cost per backbone; probes each distinct model once (with the experiment's torch threads)."""
     cfg = sweep.cfg
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    try:
+        numerics.enter(cfg.train.numerics, cfg.train.threads, device.type)
+    except numerics.NotApplicable:  # kernels already ran natively here: the probe times native kernels
+        torch.set_num_threads(numerics.effective_threads(cfg.train.numerics, cfg.train.threads) or torch.get_num_threads())
     probes: dict[tuple[str, str], Probe] = {}
     out = []
     for backbone in dict.fromkeys(run.backbone for run in runs):

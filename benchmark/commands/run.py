@@ -26,10 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark import numerics
     from benchmark.plan import parse_only
     from benchmark.runner import run_sweep
 
     cfg = load_config(args.config, args.overrides)
+    numerics.prepare_environment(cfg.train.numerics, cfg.train.threads)  # before torch's first kernel
     only = parse_only(args.only)
     if args.dry_run:
         return _dry_run(cfg, only, args)
