@@ -1,4 +1,5 @@
-"""The deterministic pixel primitives (benchmark.data.pixels) against independent computations."""
+"""The deterministic pixel primitives (benchmark.data.pixels) against independent computations, and the scene's
+algebraic stand-ins for the transcendental functions it no longer calls on arrays."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.data import pixels
+from benchmark.data import pixels, scene
+from benchmark.data.synthetic import generate
 
 
 def _keys(x: np.ndarray) -> np.ndarray:
@@ -138,3 +140,28 @@ def test_jpeg_like_is_close_to_libjpeg_and_pads_partial_blocks_by_replication():
     flat[:] = (200, 90, 30)
     out = pixels.jpeg_like(flat, 30)  # zero padding would give the edge blocks other values
     assert (out == out[0, 0]).all() and np.abs(out[0, 0].astype(int) - flat[0, 0]).max() <= 3
+
+
+def test_the_scene_sine_and_fillet_profile_follow_what_they_replace():
+    x = np.linspace(-40, 40, 200001).astype(np.float32)
+    assert np.abs(scene._sine(x) - np.sin(x.astype(np.float64))).max() < 0.0011
+    u = np.linspace(0, 1, 101, dtype=np.float32)
+    ones = np.ones_like(u)
+    square = scene._fillet(u, 0 * u, 1.0, 2.0, ones, ones)
+    assert np.allclose(square, (1 - u) ** 2, atol=1e-6)
+    for gamma in (1.4, 2.6, 4.5):
+        profile = scene._fillet(np.float32([0, 0.5, 1]), np.zeros(3, np.float32), 1.0, gamma, 1.0, 1.0)
+        assert np.allclose(profile, [1, 0.5**gamma, 0], atol=1e-6)
+        assert np.all(np.diff(scene._fillet(u, 0 * u, 1.0, gamma, ones, ones)) <= 0)  # falls from tip to toe
+
+
+def test_generation_does_not_use_pillow(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("Pillow called while generating")
+
+    for name in ("fromarray", "open", "frombuffer"):
+        monkeypatch.setattr(Image, name, refuse)
+    for name in ("save", "resize"):
+        monkeypatch.setattr(Image.Image, name, refuse)
+    out = generate(tmp_path / "ds", n=10, seed=0, size=16, workers=1)
+    assert len(list(out.rglob("*.png"))) == 10

@@ -4,18 +4,22 @@ Each image is a top-down view of one solder joint (a chip-component end or an IC
 its neighbours, lit like an AOI camera (bright flat solder, tinted slopes). The five classes differ only
 in the solder/component geometry at the centre joint; every class goes through the same nuisance
 variation (board colour, lighting, colour cast, rotation, scale, position, resolution loss, blur, sensor
-noise, JPEG round-trip).
+noise, JPEG-like round trip).
+
+The pixels are the same bytes on every machine: besides NumPy's random streams, the arrays only meet IEEE-754
+operations that are correctly rounded whatever the SIMD width (+ - * / sqrt, min, max, abs, floor, rint, where),
+each in a fixed order; transcendental functions are evaluated on Python scalars only; resampling and the JPEG-like
+step are `benchmark.data.pixels`' (no BLAS, no codec library).
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import math
 
 import numpy as np
-from PIL import Image
 
+from benchmark.data.pixels import jpeg_like, resize_float, resize_uint8
 from benchmark.errors import UserError
 
 CLASSES: tuple[str, ...] = ("normal", "excessive_solder", "insufficient_solder", "shifted_component", "short")
@@ -69,8 +73,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.ndarray:
     """Zero-mean smooth noise field (std about 1): a small random grid upsampled bicubically."""
-    grid = rng.standard_normal((cells, cells), dtype=np.float32)
-    return np.asarray(Image.fromarray(grid, "F").resize((width, height), Image.Resampling.BICUBIC))
+    return resize_float(rng.standard_normal((cells, cells), dtype=np.float32), height, width)
 
 
 def _band(x: np.ndarray, lo: float, hi: float, px: float) -> np.ndarray:
@@ -101,12 +104,26 @@ def _rotate(u: np.ndarray, v: np.ndarray, angle: float, du: float, dv: float, pi
 
 
 def _fillet(u: np.ndarray, v: np.ndarray, length: float, gamma: float, w_tip: float, w_toe: float) -> np.ndarray:
-    """Unit-height meniscus fillet from a termination tip at u=0 down to the pad toe at u=length (flat for u < 0)."""
+    """Unit-height meniscus fillet from a termination tip at u=0 down to the pad toe at u=length (flat for u < 0).
+
+    Along u its profile is s^2 / (c + (1 - c) s) with s = 1 - u / length: a rational stand-in for s^gamma (equal
+    at s = 0, 1/2 and 1, and for gamma = 2 everywhere), concave up, steeper at the tip as gamma grows.
+    """
+    c = math.pow(2.0, gamma - 1.0) - 1.0
     t = _unit(u * (1.0 / length))
+    s = 1.0 - t
     q = v / (w_tip + (w_toe - w_tip) * t)
     q *= q
     lateral = np.sqrt(np.maximum(1.0 - q * q, 0.0))
-    return (1.0 - t) ** gamma * lateral
+    return s * s / (s * (1.0 - c) + c) * lateral
+
+
+def _sine(x: np.ndarray) -> np.ndarray:
+    """sin(x) to within 0.0011 from + - * and floor: a parabola per half period, sharpened towards the sine."""
+    z = x * (1.0 / math.pi)
+    z = z - 2.0 * np.floor(z * 0.5 + 0.5)  # in [-1, 1) half periods
+    p = 4.0 * z * (1.0 - np.abs(z))
+    return p * (0.775 + 0.225 * np.abs(p))
 
 
 def _slopes(f: np.ndarray, px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +217,7 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
     if cls == "short":
         side = d.sign()
         mid = length * d(0.25, 0.7)
-        wobble = np.sin(v * d(3.0, 9.0) + d(0.0, 6.3)) * d(-0.06, 0.06)
+        wobble = _sine(v * d(3.0, 9.0) + d(0.0, 6.3)) * d(-0.06, 0.06)
         across = (u - mid - wobble) * (1.0 / ((0.035 + 0.2 * sev) * d(0.8, 1.25)))
         bridge = np.sqrt(np.maximum(1.0 - across * across, 0.0)) * _band(v * side, 0.0, pitch, px)
         bridge *= top * d(0.6, 0.9) * (0.7 + 0.3 * sev)
@@ -225,8 +242,7 @@ def _geometry(d: _Draws, cls: str, sev: float, tex: np.ndarray) -> dict:
 
 
 def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
-    """Colour the scene: layers composited top-down as (weight field, RGB) terms, float32 in 0..255."""
-    height, width = tex.shape
+    """Colour the scene: layers composited top-down as (weight field, RGB) terms; float32 0..255, 3 x H x W."""
     board = _BOARDS[d.weighted(_BOARD_CUM)] * d(0.4, 1.0)
     body = _IC_BODIES[d.index(len(_IC_BODIES))] if g["ic"] else _CHIP_BODIES[d.index(len(_CHIP_BODIES))]
     body = body * d(0.8, 1.15)
@@ -262,23 +278,23 @@ def _paint(d: _Draws, g: dict, tex: np.ndarray) -> np.ndarray:
     direction = d(0, 2 * math.pi)
     shading = (g["gx"] * math.cos(direction) + g["gy"] * math.sin(direction)) * d(0.0, 0.35) + 1.0
     gain = math.exp(d(-0.15, 0.6)) * (1.0 + 0.25 * (d.colour(1.0) - 0.5))
-    weights = np.stack([w for w, _ in terms]).reshape(len(terms), -1) * shading.reshape(1, -1)
-    colours = np.stack([c for _, c in terms]) * gain
-    return (weights.T @ colours.astype(np.float32)).reshape(height, width, 3)
+    image = terms[0][0] * (terms[0][1] * gain)[:, None, None]
+    for weight, colour in terms[1:]:  # one term after the other: a fixed order of correctly rounded operations
+        image += weight * (colour * gain)[:, None, None]
+    image *= shading
+    return image
 
 
 def _camera(d: _Draws, rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
     """Sensor and optics at the capture resolution (saturation, noise, JPEG), then upsampling to size."""
     noise = rng.random(img.shape, dtype=np.float32) - 0.5
     img = noise * (img * np.float32(d(0.02, 0.12)) + np.float32(d(3.0, 10.0))) + img  # read + shot noise
-    pil = Image.fromarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8), "RGB")
+    img = np.ascontiguousarray(np.minimum(np.maximum(img, 0.0), 255.0).astype(np.uint8).transpose(1, 2, 0))
     if d() < 0.5:
-        buffer = io.BytesIO()
-        pil.save(buffer, format="JPEG", quality=int(d(30, 92)))
-        pil = Image.open(buffer)
-    if pil.size != (size, size):
-        pil = pil.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(pil, dtype=np.uint8)
+        img = jpeg_like(img, int(d(30, 92)))
+    if img.shape[:2] != (size, size):
+        img = resize_uint8(img, size, size)
+    return img
 
 
 def _capture_size(d: _Draws, size: int) -> tuple[int, int]:

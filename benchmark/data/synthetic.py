@@ -1,8 +1,10 @@
-"""An embedded synthetic solder-joint dataset: rendered with NumPy + Pillow, deterministic, no downloads.
+"""An embedded synthetic solder-joint dataset: rendered with NumPy, no downloads, the same bytes on every machine.
 
 The images are drawn by `benchmark.data.scene`; this module decides how many of each class, seeds every image,
 writes the files in worker processes and installs the folder atomically (also as a cache). Every class is written at
-the same size and format, so neither colour nor file format gives the class away.
+the same size and format, so neither colour nor file format gives the class away. The files depend only on the
+parameters and NumPy's random streams: not on the CPU's SIMD features, the BLAS, or Pillow's codecs (the PNG files
+are written by `benchmark.data.pixels`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from benchmark.data.pixels import write_png
 from benchmark.data.scene import CLASSES, render
 from benchmark.errors import UserError
 from benchmark.lifetime import die_with_parent
@@ -34,7 +36,7 @@ REAL_DEFECT_COUNTS: dict[str, int] = {
     "shifted_component": 114,
     "short": 300,
 }
-GENERATOR_VERSION = 2  # part of every image seed and of SYNTHETIC.json: bump it when the images change
+GENERATOR_VERSION = 3  # part of every image seed and of SYNTHETIC.json: bump it when the images change
 MARKER = "SYNTHETIC.json"
 CHUNK = 64  # images per task handed to a worker process
 IMAGES_PER_WORKER = 256  # a worker process is started for at least this many images
@@ -98,7 +100,8 @@ def _params(n: int, seed: int, size: int, normal_fraction: float, defect_weights
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-    Image.fromarray(array, "RGB").save(path, format="PNG", compress_level=0)
+    """Write one image (a PNG of stored, uncompressed data: the same bytes with any zlib)."""
+    write_png(array, path)
 
 
 def _render_chunk(folder: Path, seed: int, size: int, jobs: list[tuple[str, int]]) -> int:
