@@ -1,11 +1,14 @@
-"""The embedded synthetic dataset: determinism, counts, sizes, caching, atomic writes, no colour shortcut."""
+"""The embedded synthetic dataset: determinism (pinned bytes, whatever the SIMD and BLAS kernels), counts, sizes,
+caching, atomic writes, no colour shortcut."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -22,6 +25,11 @@ from benchmark.data.synthetic import CLASSES, class_counts, ensure_synthetic, ge
 from benchmark.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
+# generate(n=40, seed, size) for these (seed, size) pairs is pinned. The generator before version 3 wrote other bytes
+# for each of them when NumPy's AVX-512 or AVX2 kernels (seeds 25 and 7) or OpenBLAS's SkylakeX kernels (seed 4) were
+# switched off (tested on a Sapphire Rapids CPU), so these sets catch a dependence on the CPU's kernels.
+PINNED_SETS = ((25, 32), (4, 64), (7, 64))
+PINNED_SHA256 = "e1cc2dc707aba01b9cfd986030bdc0096d93047155ec3fd14f82d0e9cf404b17"
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -30,6 +38,15 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _pngs(root: Path) -> list[Path]:
     return sorted(root.rglob("*.png"))
+
+
+def _digest(root: Path) -> str:
+    """SHA-256 over the sorted relative paths and the bytes of every file under root (SYNTHETIC.json included)."""
+    digest = hashlib.sha256()
+    for name, data in _files(root).items():
+        digest.update(f"{name}\n{len(data)}\n".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def test_classes_are_the_real_folder_names_with_normal_first():
@@ -43,6 +60,69 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     assert a == b
     assert a.keys() == c.keys()
     assert [name for name in a if name.endswith(".png") and a[name] != c[name]]
+
+
+def test_the_bytes_are_pinned(tmp_path):
+    for seed, size in PINNED_SETS:
+        generate(tmp_path / "pinned" / f"s{seed}-px{size}", n=40, seed=seed, size=size, workers=1)
+    assert _digest(tmp_path / "pinned") == PINNED_SHA256
+
+
+_SWITCHED = """
+import json, sys
+from pathlib import Path
+try:
+    from numpy._core import _multiarray_umath as umath
+except ImportError:  # NumPy 1.x
+    from numpy.core import _multiarray_umath as umath
+try:
+    from threadpoolctl import threadpool_info
+    blas = [lib.get("architecture") for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+except ImportError:
+    blas = []
+capability = None
+if sys.argv[2] == "torch":
+    import torch  # loaded first, as in a benchmark run
+    capability = torch.backends.cpu.get_cpu_capability()
+from benchmark.data.synthetic import generate
+for seed, size in PINNED_SETS:
+    generate(Path(sys.argv[1]) / f"s{seed}-px{size}", n=40, seed=seed, size=size, workers=1)
+print(json.dumps({"numpy": [f for f, on in umath.__cpu_features__.items() if on], "openblas": blas,
+                  "torch": capability}))
+"""
+
+
+def _numpy_dispatch_targets() -> tuple[list[str], list[str]]:
+    """NumPy's dispatch targets above its baseline that this CPU runs: all of them, and the AVX-512 level ones."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath as umath
+    targets = [name for name in umath.__cpu_dispatch__ if umath.__cpu_features__.get(name)]
+    return targets, [name for name in targets if name.startswith("AVX512") or name == "X86_V4"]
+
+
+@pytest.mark.parametrize("switch", ["numpy_avx2", "numpy_baseline", "all"])
+def test_the_pinned_bytes_do_not_depend_on_simd_or_blas_kernels(tmp_path, switch):
+    every, avx512 = _numpy_dispatch_targets()
+    off = avx512 if switch == "numpy_avx2" else every
+    if not off and switch != "all":
+        pytest.skip("NumPy runs its baseline kernels only on this CPU: nothing to switch off")
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(off)}
+    if switch == "all":  # and torch on its non-vectorised kernels, OpenBLAS on its oldest x86-64 ones
+        env.update(ATEN_CPU_CAPABILITY="default", **({"OPENBLAS_CORETYPE": "Prescott"} if x86 else {}))
+    out = tmp_path / "switched"
+    script = f"PINNED_SETS = {PINNED_SETS!r}\n{_SWITCHED}"
+    argv = [sys.executable, "-c", script, str(out), "torch" if switch == "all" else "-"]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert not set(off) & set(seen["numpy"]), "NumPy ignored NPY_DISABLE_CPU_FEATURES"
+    if switch == "all":
+        assert seen["torch"] == "DEFAULT"
+        assert not x86 or set(seen["openblas"]) <= {"Prescott", "Katmai"}  # threadpoolctl names it Katmai
+    assert _digest(out) == PINNED_SHA256
 
 
 def test_an_image_does_not_depend_on_how_many_others_are_generated(tmp_path):
