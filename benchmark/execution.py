@@ -18,6 +18,16 @@ from benchmark.tune.space import with_overrides
 from benchmark.tune.studies import tune_metric
 
 
+def _environment(mode: str, device: str) -> dict | None:
+    """This process's numerics for a run that ran here; None for one that died elsewhere (`device` is then a label such
+    as 'ray', not a torch device)."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        return None
+    return numerics.state(mode, kind)
+
+
 def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
     params = run.method_params
     label = run.method if not params else f"{run.method}({', '.join(f'{k}={v}' for k, v in params.items())})"
@@ -53,7 +63,7 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         git_commit=sweep.provenance["git_commit"],
         git_dirty=sweep.provenance["git_dirty"],
         versions=dict(sweep.provenance["versions"]),
-        environment=numerics.state(sweep.cfg.train.numerics, torch.device(device).type),
+        environment=_environment(sweep.cfg.train.numerics, device),
         device=device,
         wall_time_s=round(wall, 3),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

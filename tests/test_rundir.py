@@ -15,7 +15,7 @@ from benchmark.store import Store, load_results
 from tests.helpers import augmented_experiment, write_config
 
 REPO = Path(__file__).resolve().parent.parent
-RECORDS = sorted((REPO / "reports" / "records").glob("*/runs"))
+RECORDS = sorted((REPO / "reports" / "archive").glob("*/records/runs"))  # written by older versions (old format)
 STRUCTURED = {"method_params": dict, "task_classes": list, "versions": dict}
 
 
@@ -25,13 +25,13 @@ def _new_format(record: dict) -> dict:
     return new | {key: json.loads(record[key]) for key in STRUCTURED}
 
 
-@pytest.mark.parametrize("records", RECORDS, ids=[p.parent.name for p in RECORDS])
+@pytest.mark.parametrize("records", RECORDS, ids=[p.parent.parent.name for p in RECORDS])
 def test_committed_records_give_their_committed_results_csv_byte_for_byte(records):
     folder = records.parent
     assert load_results(folder).to_csv(index=False) == (folder / "results.csv").read_text()
 
 
-@pytest.mark.parametrize("records", RECORDS, ids=[p.parent.name for p in RECORDS])
+@pytest.mark.parametrize("records", RECORDS, ids=[p.parent.parent.name for p in RECORDS])
 def test_a_new_format_record_gives_the_same_row_as_the_old_format_one(records, tmp_path):
     old_paths = sorted(records.glob("*/record.json"))
     old = [json.loads(p.read_text()) for p in old_paths]
