@@ -39,6 +39,7 @@ METRICS: dict[str, Metric] = {
 
 GROUP_KEYS = ["backbone", "fold", "repeat", "seed"]
 PAIR_KEYS = ["fold", "repeat", "seed"]
+BLOCK_KEYS = ["fold", "repeat"]  # one paired block per split: its seeds are averaged (they share the split)
 
 
 def split_name(column: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import scikit_posthocs as sp
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from benchmark.report.columns import GROUP_KEYS, PAIR_KEYS, info
+from benchmark.report.columns import BLOCK_KEYS, GROUP_KEYS, PAIR_KEYS, info
 from benchmark.report.selection import Rows
 
 CONFIDENCE = 0.95
@@ -93,20 +93,52 @@ def _frozen_gc() -> Iterator[None]:
 
 
 def pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
-    """Done runs of `row` and of the baseline on the same (fold, repeat, seed) of one backbone."""
+    """Paired blocks of `row` against the baseline on one backbone: runs matched on (fold, repeat, seed), then the
+    seeds of each (fold, repeat) averaged into one block (runs that share a split are not independent pairs).
+
+    Columns: fold, repeat, `metric`, `metric`_baseline, diff (block means), seeds (matched seeds per block),
+    n_train and n_test (block means, where recorded)."""
     done = done[(done["backbone"] == backbone) & done[metric].notna()]
     extra = [c for c in ("n_train", "n_test") if c in done]
     left = done[done["row"] == row][PAIR_KEYS + [metric] + extra]
     right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
     merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
+    merged = merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
+    columns = [metric, f"{metric}_baseline", "diff", *extra]
+    blocks = merged.groupby(BLOCK_KEYS, sort=True)[columns].mean()
+    blocks["seeds"] = merged.groupby(BLOCK_KEYS, sort=True).size()
+    return blocks.reset_index()
+
+
+def seed_pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
+    """The runs behind `pairs` before averaging: one row per matched (fold, repeat, seed) with its diff."""
+    done = done[(done["backbone"] == backbone) & done[metric].notna()]
+    left = done[done["row"] == row][PAIR_KEYS + [metric]]
+    right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
+    merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
     return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
 
 
-def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFrame:
-    """Per metric, backbone and method: mean difference to the baseline, corrected t-test, Wilcoxon, Holm."""
-    records = []
+@dataclass(frozen=True)
+class Comparison:
+    """One method's fair row against the baseline on one backbone and metric: its paired blocks."""
+
+    metric: str
+    backbone: str
+    method: str
+    baseline: str
+    blocks: pd.DataFrame  # see `pairs`
+    ratio: float  # n_test / n_train (Nadeau–Bengio), NaN where not recorded
+
+    @property
+    def diff(self) -> np.ndarray:
+        return self.blocks["diff"].to_numpy(dtype=np.float64)
+
+
+def comparisons(rows: Rows, metrics: list[str], backbones: list[str]) -> Iterator[Comparison]:
+    """Every (metric, backbone, method) comparison against the baseline, in report order."""
     if rows.baseline is None:
-        return pd.DataFrame()
+        return
     others = [r for r in rows.fair.values() if r != rows.baseline]
     fair = rows.fair_frame()
     done = fair[fair["status"] == "done"]
@@ -114,17 +146,24 @@ def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFra
         for backbone in backbones:
             for row in others:
                 paired = pairs(done, rows.baseline, metric, backbone, row)
-                diff = paired["diff"].to_numpy(dtype=np.float64)
                 ratio = float((paired["n_test"] / paired["n_train"]).mean()) if "n_train" in paired else np.nan
-                t, p_t, low, high = corrected_ttest(diff, ratio)
-                w, p_w = _wilcoxon(diff)
-                records.append({
-                    "metric": metric, "backbone": backbone, "method": row, "baseline": rows.baseline,
-                    "n_pairs": len(diff), "mean": paired[metric].mean(), "mean_baseline": paired[f"{metric}_baseline"].mean(),
-                    "mean_diff": diff.mean() if len(diff) else np.nan, "ci_low": low, "ci_high": high,
-                    "test_train_ratio": ratio, "t": t, "p_t": p_t, "wilcoxon_w": w, "p_wilcoxon": p_w,
-                    "zero_variance": zero_variance(diff), "note": pair_note(diff),
-                })
+                yield Comparison(metric, backbone, row, rows.baseline, paired, ratio)
+
+
+def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFrame:
+    """Per metric, backbone and method: mean difference to the baseline, corrected t-test, Wilcoxon, Holm."""
+    records = []
+    for c in comparisons(rows, metrics, backbones):
+        paired, metric, diff, ratio = c.blocks, c.metric, c.diff, c.ratio
+        t, p_t, low, high = corrected_ttest(diff, ratio)
+        w, p_w = _wilcoxon(diff)
+        records.append({
+            "metric": metric, "backbone": c.backbone, "method": c.method, "baseline": c.baseline,
+            "n_pairs": len(diff), "mean": paired[metric].mean(), "mean_baseline": paired[f"{metric}_baseline"].mean(),
+            "mean_diff": diff.mean() if len(diff) else np.nan, "ci_low": low, "ci_high": high,
+            "test_train_ratio": ratio, "t": t, "p_t": p_t, "wilcoxon_w": w, "p_wilcoxon": p_w,
+            "zero_variance": zero_variance(diff), "note": pair_note(diff),
+        })
     table = pd.DataFrame(records)
     if table.empty:
         return table
@@ -137,7 +176,7 @@ def pairwise(rows: Rows, metrics: list[str], backbones: list[str]) -> pd.DataFra
 
 @dataclass
 class Friedman:
-    """Friedman test over complete blocks (backbone x fold x repeat x seed) and the Nemenyi post-hoc."""
+    """Friedman test over complete blocks (backbone x fold x repeat, seeds averaged) and the Nemenyi post-hoc."""
 
     metric: str
     statistic: float
@@ -148,12 +187,14 @@ class Friedman:
 
 
 def block_matrix(rows: Rows, metric: str) -> pd.DataFrame:
-    """Blocks x fair rows of `metric`, complete blocks only."""
+    """Blocks (backbone, fold, repeat) x fair rows of `metric`: the seeds every row finished, averaged per block;
+    complete blocks only."""
     fair = rows.fair_frame()
     done = fair[fair["status"] == "done"]
     matrix = done.pivot_table(index=GROUP_KEYS, columns="row", values=metric, aggfunc="mean")
     order = [r for r in rows.fair.values() if r in matrix.columns]
-    return matrix[order].dropna()
+    complete = matrix[order].dropna()
+    return complete.groupby(level=["backbone", *BLOCK_KEYS], sort=True).mean()
 
 
 def friedman(rows: Rows, metric: str) -> Friedman | None:
