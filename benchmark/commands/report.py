@@ -19,19 +19,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "classes; accuracy and macro_f1 for >2 classes without data.positive)",
     )
     parser.add_argument("--no-figures", action="store_true", help="tables and statistics only (fast, e.g. mid-sweep)")
+    parser.add_argument("--rope", type=float, default=1.0, metavar="PP",
+                        help="region of practical equivalence of the verdicts, ± percentage points (default 1)")
+    parser.add_argument("--decide", type=float, default=2.0, metavar="PP",
+                        help="difference (percentage points) the 'what a decision costs' lines size for (default 2)")
     parser.add_argument("--select-by", default=None, metavar="VAL_METRIC",
                         help="inner-validation score that picks a grid's setting "
                              "(default: val_f1; val_macro_f1 for >2 classes without data.positive)")
 
 
 def main(args: argparse.Namespace) -> int:
+    import math
+
+    from benchmark.errors import UserError
     from benchmark.report import build_report, default_out_dir
+    from benchmark.report.decisions import DECISION_FILE
     from benchmark.report.load import resolve_output_dir
 
+    if not (math.isfinite(args.rope) and 0 <= args.rope < 100):
+        raise UserError(f"--rope {args.rope:g}: give the ± width in percentage points, 0 <= PP < 100")
+    if not (math.isfinite(args.decide) and 0 < args.decide < 100):
+        raise UserError(f"--decide {args.decide:g}: give a difference in percentage points, 0 < PP < 100")
     output_dir = resolve_output_dir(args.target)
     out_dir = args.out or default_out_dir(output_dir)
     index = build_report(
-        output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by, figures=not args.no_figures
+        output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by, figures=not args.no_figures,
+        rope_pp=args.rope, decide_pp=args.decide,
     )
+    decision = index.parent / "stats" / DECISION_FILE
+    if decision.is_file():
+        print(decision.read_text(), end="")
     print(f"report: {index}")
     return 0

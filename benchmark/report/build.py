@@ -12,7 +12,8 @@ from tqdm import tqdm
 from benchmark.atomic import atomic_write_csv, atomic_write_text
 from benchmark.errors import UserError
 from benchmark.report import figures as figs
-from benchmark.report import html, stats, tables
+from benchmark.report import decisions, html, stats, tables
+from benchmark.report import forest as forests
 from benchmark.report.columns import info, normalize_metric
 from benchmark.report.load import (
     _load,
@@ -139,6 +140,9 @@ class _Report:
     config: dict
     budget: pd.DataFrame | None = None
     tmp: Path = Path()
+    rope_pp: float = decisions.verdicts.DEFAULT_ROPE_PP
+    decide_pp: float = decisions.power.DEFAULT_DECIDE_PP
+    decided: decisions.Decisions | None = None
 
 
 def _positive(results: pd.DataFrame) -> str | None:
@@ -184,6 +188,9 @@ def _write_stats(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame, list[stats.Fri
     shown = tables.pairwise_display(pairwise)
     atomic_write_text(r.tmp / "stats" / "pairwise.md", shown.to_markdown(index=False) + "\n" if len(shown) else "")
     friedmans, table, notes = _friedman_outputs(r.rows, r.stat_metrics, r.tmp / "stats")
+    r.decided = decisions.decide(r.rows, r.stat_metrics, r.backbones, r.results, r.output_dir, len(r.classes),
+                                 r.rope_pp, r.decide_pp)
+    decisions.write(r.decided, r.tmp / "stats", r.backbones)
     return shown, table, friedmans, notes
 
 
@@ -193,6 +200,8 @@ def _write_figures(r: _Report, friedmans: list[stats.Friedman]) -> list[figs.Fig
     return [
         *figs.performance(r.rows, r.performance, r.backbones, colors, out),
         *figs.sweeps(r.rows, [r.performance[1], "test_accuracy"], r.backbones, colors, out),
+        *forests.grid(r.decided.verdicts, r.backbones, out),
+        *forests.forest(r.decided.verdicts, r.backbones, out),
         *[figs.cd_diagram(f, colors, out) for f in friedmans],
         *figs.reliability(r.rows, r.output_dir, r.backbones, colors, out),
         *figs.confusion(r.rows, r.backbones, r.classes, out),
@@ -247,7 +256,8 @@ def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.D
         explain_md=explain.read_text() if explain.is_file() else "", explain_dir=explain.parent,
         provenance=provenance(r.results, r.output_dir, r.n_expected), warnings=_warnings(r),
         baseline=r.rows.baseline, select_by=r.select_by, oracle=r.oracle, f1_note=_f1_note(r),
-        tuning_note=tuning_note(r.budget, r.config),
+        tuning_note=tuning_note(r.budget, r.config), decisions=decisions.html(r.decided, r.backbones),
+        decision_lines=r.decided.lines, decision_notes=r.decided.notes, rope_pp=r.rope_pp, decide_pp=r.decide_pp,
     )
     atomic_write_text(r.tmp / "index.html", page)
 
@@ -293,13 +303,16 @@ def build_report(
     metrics: list[str] | None = None,
     select_by: str | None = None,
     figures: bool = True,
+    rope_pp: float = decisions.verdicts.DEFAULT_ROPE_PP,
+    decide_pp: float = decisions.power.DEFAULT_DECIDE_PP,
 ) -> Path:
     """Write the report for `output_dir` into `out_dir` and return the path of its index.html.
 
     `metrics`: test metrics for the statistics (default: the headline metrics, see `performance_metrics`);
     `select_by`: the inner-validation score that picks a grid's setting (default val_f1; val_macro_f1 for >2 classes
-    without data.positive); `figures=False` skips the plots (tables and statistics only). `out_dir` must be new, empty
-    or a report folder (see `benchmark.report.publish`); nothing is written when the inputs are refused.
+    without data.positive); `figures=False` skips the plots (tables and statistics only); `rope_pp`: the region of
+    practical equivalence (± percentage points) of the verdicts; `decide_pp`: the difference the cost lines size for.
+    `out_dir` must be new, empty or a report folder (see `benchmark.report.publish`); nothing is written when the inputs are refused.
     """
     output_dir, given = Path(output_dir), Path(out_dir)
     target = Path(os.path.abspath(given))
@@ -308,6 +321,7 @@ def build_report(
     recover(target)
     check_replaceable(target)
     report = _prepare(output_dir, oracle, metrics, select_by)
+    report.rope_pp, report.decide_pp = rope_pp, decide_pp
     with staging(target) as tmp:
         report.tmp = tmp
         _write(report, figures)

@@ -43,12 +43,16 @@ def _figure(nrows: int, ncols: int, width: float, height: float, **kwargs) -> tu
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
-def _save(fig: MplFigure, directory: Path, name: str) -> None:
+def _save(fig: MplFigure, directory: Path, name: str, pdf: bool = False) -> None:
+    """`name`.png and .svg (and .pdf, for figures meant for a paper)."""
     directory.mkdir(parents=True, exist_ok=True)
     bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
     fig.savefig(directory / f"{name}.png", dpi=100, bbox_inches=bbox)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, faster, selectable
         fig.savefig(directory / f"{name}.svg", bbox_inches=bbox)
+    if pdf:
+        with matplotlib.rc_context({"pdf.fonttype": 42}):  # embedded TrueType: text stays editable
+            fig.savefig(directory / f"{name}.pdf", bbox_inches=bbox)
 
 
 def t_interval(values: pd.Series) -> tuple[float, float]:

@@ -11,6 +11,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from benchmark.report.figures import Figure
+from benchmark.report.perimage import CONDITIONS
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1320px;
@@ -49,16 +50,41 @@ seed, the setting with the best inner-validation {{ select_by }}: the fair compa
 <div class="note" id="conventions">{% if f1_note %}{{ f1_note }} {% endif %}{{ conventions }}</div>
 {% for table in tables %}<div class="scroll">{{ table }}</div>{% endfor %}
 <h2 id="statistics">Statistics</h2>
-<div class="note">Each method's fair row against <b>{{ baseline or "—" }}</b> on the same (fold, repeat, seed),
-per backbone: mean difference with a 95% t-interval using the Nadeau–Bengio corrected variance
+<div class="note">Each method's fair row against <b>{{ baseline or "—" }}</b>, per backbone, on paired blocks: runs
+matched on (fold, repeat, seed), then the seeds of each (fold, repeat) averaged into one block, since runs that share a
+split are not independent (counting each seed as its own block would narrow the interval without the information to
+justify it). Mean difference with a 95% t-interval using the Nadeau–Bengio corrected variance
 ((1/J + n_test/n_train)·s²), the corrected resampled t-test and the Wilcoxon signed-rank test, each Holm-corrected
 across methods (tests that are undefined are left out of the correction). Friedman test and Nemenyi post-hoc over
-complete backbone × fold × repeat × seed blocks. When all differences of a comparison are equal (zero variance) the
+complete backbone × fold × repeat blocks (seeds averaged the same way). When all differences of a comparison are equal (zero variance) the
 t-test and its interval are undefined and shown as such, never as p = 0; when all are 0 (identical on every pair) the
 Wilcoxon p is 1.</div>
 {% if pairwise %}<div class="scroll">{{ pairwise }}</div>{% else %}<p>No baseline runs: pairwise tests skipped.</p>{% endif %}
 {% if friedman %}<div class="scroll">{{ friedman }}</div>{% endif %}
 {% for note in stat_notes %}<p>{{ note }}</p>{% endfor %}
+<h2 id="decisions">Verdicts and what a decision costs</h2>
+<div class="note">Verdicts: the correlated Bayesian t-test (Benavoli et al. 2017, computed with baycomp) on the same
+blocks: a Student-t posterior of the mean difference with J − 1 degrees of freedom and the Nadeau–Bengio variance, flat
+prior. P(worse), P(equivalent), P(better) are the posterior masses below, inside and above the region of practical
+equivalence (ROPE) of <b>±{{ rope_pp }} pp</b> for percentage metrics (0 for the others). The verdict is better /
+equivalent / worse when that mass is at least 95%, otherwise <b>undecided</b>: the data cannot tell, which is not “no
+difference”. “All backbones (pooled)”: the differences averaged over the backbones within each (fold, repeat), then
+the same test: the mean effect over these backbones (baycomp's hierarchical model, which would generalise to a new
+backbone, needs PyStan, not installed here). The frequentist tests above stay as they were.</div>
+{% if decisions.grid %}<div class="scroll">{{ decisions.grid }}</div>{% endif %}
+{% if decision_lines %}<h3>What a decision costs</h3><div class="note">From the variance components of the
+differences: the smallest true difference the corrected t-test finds with 80% power at 5% (two-sided), and the repeats ×
+seeds (folds fixed, ≤ 20 each) to find ±{{ decide_pp }} pp; “for a verdict”: to put 95% of the posterior beyond the ROPE
+at that true difference. Hours: the mean measured wall time per run here, one worker; stats/power.csv has every
+comparison.</div>{% for line in decision_lines %}<p>{{ line }}</p>{% endfor %}{% endif %}
+{% if decisions.verdicts %}<div class="scroll">{{ decisions.verdicts }}</div>{% endif %}
+{% if decisions.variance %}<h3>Where the spread comes from</h3><p>Per method and metric: the variance of the
+scores (and of the differences to the baseline, seeds matched) between splits (fold, repeat) and between seeds within
+a split. With one seed per split the two cannot be told apart: the split column then holds both.</p>
+<div class="scroll">{{ decisions.variance }}</div>{% endif %}
+{% if decisions.perimage %}<h3>Per-image paired bootstrap</h3><p>{{ perimage_note }}</p>
+<div class="scroll">{{ decisions.perimage }}</div>{% endif %}
+{% for note in decision_notes %}<p>{{ note }}</p>{% endfor %}
 <h2 id="figures">Figures</h2>
 {% for fig in figures %}<figure id="fig-{{ fig.name }}"><img alt="{{ fig.title }}" src="data:image/png;base64,{{ fig.png }}">
 <figcaption><b>{{ fig.title }}.</b> {{ fig.caption }} (<a href="figures/{{ fig.name }}.svg">SVG</a>)</figcaption></figure>
@@ -115,9 +141,12 @@ def render(
     figure_dir: Path, status: str, failures: str, selection: str, audit_md: str, config: str, provenance: dict,
     explain_md: str = "", explain_dir: Path | None = None,
     warnings: list[str], baseline: str | None, select_by: str, oracle: bool, f1_note: str = "", tuning_note: str = "",
+    decisions: dict[str, str] | None = None, decision_lines: list[str] = (), decision_notes: list[str] = (),
+    rope_pp: float = 1.0, decide_pp: float = 2.0,
 ) -> str:
     """The page as a string; HTML fragments (tables) are trusted, everything else is escaped."""
-    sections = [("results", "Results"), ("statistics", "Statistics"), ("figures", "Figures"), ("runs", "Runs")]
+    sections = [("results", "Results"), ("statistics", "Statistics"), ("decisions", "Verdicts"), ("figures", "Figures"),
+                ("runs", "Runs")]
     sections += [("audit", "Data audit")] if audit_md else []
     sections += [("explain", "Activation maps")] if explain_md else []
     sections += [("config", "Config"), ("provenance", "Provenance")]
@@ -130,5 +159,7 @@ def render(
         figures=[_embed(f, figure_dir) for f in figures], status=Markup(status), failures=Markup(failures),
         selection=Markup(selection), audit=audit, explain=explain, config=config, provenance=provenance, warnings=warnings,
         baseline=baseline, select_by=select_by, oracle=oracle, f1_note=f1_note, conventions=CONVENTIONS,
-        tuning_note=tuning_note,
+        tuning_note=tuning_note, decisions={k: Markup(v) for k, v in (decisions or {}).items()},
+        decision_lines=list(decision_lines), decision_notes=list(decision_notes), rope_pp=f"{rope_pp:g}",
+        decide_pp=f"{decide_pp:g}", perimage_note=CONDITIONS,
     )
