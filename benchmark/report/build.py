@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write_csv, atomic_write_text
 from benchmark.errors import UserError
-from benchmark.report import figures as figs
 from benchmark.report import decisions, html, stats, tables
+from benchmark.report import figures as figs
 from benchmark.report import forest as forests
 from benchmark.report.columns import info, normalize_metric
 from benchmark.report.load import (

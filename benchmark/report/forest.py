@@ -83,7 +83,7 @@ def grid(verdicts: pd.DataFrame, backbones: list[str], out: Path) -> list[Figure
         codes = sub.pivot(index="method", columns="backbone", values="verdict").reindex(index=methods, columns=columns)
         means = sub.pivot(index="method", columns="backbone", values="mean_diff").reindex(index=methods, columns=columns)
         scale, unit = info(metric).scale(), (" pp" if info(metric).percent else "")
-        text = means.map(lambda v: "" if pd.isna(v) else f"{v * scale:+.1f}{unit}")
+        text = means.map(lambda v, scale=scale, unit=unit: "" if pd.isna(v) else f"{v * scale:+.1f}{unit}")
         numbers = codes.map(lambda w: np.nan if pd.isna(w) else float(WORDS.index(w)))
         sns.heatmap(numbers, annot=text, fmt="", cmap=cmap, vmin=-0.5, vmax=len(WORDS) - 0.5, cbar=False,
                     linewidths=1, linecolor="white", ax=ax, annot_kws={"fontsize": 9})
