@@ -88,7 +88,8 @@ def _blocks(done: pd.DataFrame, row: str, baseline: str, read: Callable[[str], p
             if a is None or b is None:
                 return None
             a, b = a.sort_values("file"), b.sort_values("file")
-            if list(a["file"]) != list(b["file"]) or (labels is not None and len(labels) != len(a)):
+            same = list(a["file"]) == list(b["file"]) and np.array_equal(a["label"].to_numpy(), b["label"].to_numpy())
+            if not same or (labels is not None and not np.array_equal(labels, a["label"].to_numpy(dtype=int))):
                 return None
             labels = a["label"].to_numpy(dtype=int)
             method.append(a["pred"].to_numpy(dtype=int))
