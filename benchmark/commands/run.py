@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from benchmark.config import load_config
 from benchmark.experiment import Experiment
@@ -70,14 +71,38 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
         line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
                  f"{len(undrawn)} drawn once the trials before them finish)")
     print(line, file=sys.stderr)
+    run_s = None
     if not args.no_estimate:
-        print(_estimate(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
+        table, run_s = _estimate(cfg, runs, args.retry_failed, known, undrawn)
+        print(table, file=sys.stderr)
+    for line in _decision_lines(cfg, len(sweep.runs), run_s):
+        print(line, file=sys.stderr)
     return 0
 
 
-def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, undrawn: list) -> str:
+def _decision_lines(cfg: Experiment, planned: int, run_s: float | None) -> list[str]:
+    """What the planned design can decide, from the variance of the results already in the output folder (none
+    there: nothing)."""
+    from benchmark.errors import UserError
+    from benchmark.report.decisions import decisions_for_output
+    from benchmark.report.power import Design
+
+    output = Path(cfg.run.output)
+    if cfg.protocol.kind != "kfold" or not (output / "runs").is_dir():
+        return []
+    design = Design(cfg.protocol.folds, cfg.protocol.repeats, len(cfg.seeds))
+    try:
+        lines = decisions_for_output(output, design, planned / (design.blocks * design.seeds), run_s)
+    except UserError:
+        return []
+    if not lines:
+        return []
+    return [f"what this design can decide (variance measured on the results in {cfg.run.output}):", *lines]
+
+
+def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, undrawn: list) -> tuple[str, float | None]:
     """The cost table of the pending runs among `runs` and the trials (decodes the images and times a few steps per
-    model)."""
+    model), and the estimated seconds per pending run."""
     from benchmark.estimate import cost_table, estimate
     from benchmark.executors.local import resolve_workers
     from benchmark.runner import check_sweep, open_sweep, pending_runs
@@ -95,4 +120,6 @@ def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, und
     else:
         workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
     costs = estimate(sweep, planned, pending, device)
-    return cost_table(costs, workers, device, cfg.train.early_stopping is not None)
+    pending_n = sum(c.pending for c in costs)
+    per_run = sum(c.run_s for c in costs) / pending_n if pending_n else None
+    return cost_table(costs, workers, device, cfg.train.early_stopping is not None), per_run

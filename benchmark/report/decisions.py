@@ -50,24 +50,28 @@ def decide(rows: Rows, metrics: list[str], backbones: list[str], results: pd.Dat
     return Decisions(verdict, components, costs, images, lines, [note] if note else [])
 
 
-def decisions_for_output(output_dir: Path, design: power.Design, decide_pp: float = power.DEFAULT_DECIDE_PP,
+def decisions_for_output(output_dir: Path, design: power.Design, runs_per_unit: float, run_s: float | None = None,
+                         decide_pp: float = power.DEFAULT_DECIDE_PP,
                          rope_pp: float = verdicts.DEFAULT_ROPE_PP) -> list[str]:
-    """The cost lines for a planned `design` from the results already in `output_dir` (for `run --dry-run`)."""
+    """The cost lines of a planned `design` (`runs_per_unit` runs per fold x repeat x seed, `run_s` seconds each,
+    default: the mean measured here) from the variance measured on the results already in `output_dir`; empty when
+    there are none to measure (for `run --dry-run`)."""
     from benchmark.report.build import _metric_names
     from benchmark.report.load import _load, backbone_order, class_names, read_config
     from benchmark.report.selection import build_rows
 
     results, _ = _load(output_dir)
     config, _ = read_config(output_dir)
-    classes = class_names(results)
-    _, metrics, select = _metric_names(None, None, classes, config)
-    rows = build_rows(results, select)
-    found = list(stats.comparisons(rows, metrics, backbone_order(results, config)))
-    components = variance.table(rows, metrics, backbone_order(results, config), found)
+    _, metrics, select = _metric_names(None, None, class_names(results), config)
+    rows, backbones = build_rows(results, select), backbone_order(results, config)
+    found = list(stats.comparisons(rows, metrics, backbones))
+    components = variance.table(rows, metrics, backbones, found)
     if components.empty:
         return []
+    measured = power.budget_of(results)
+    budget = power.Budget(runs_per_unit, measured.run_s if run_s is None else run_s, measured.done)
     ratios = {(c.metric, c.backbone, c.method): c.ratio for c in found}
-    return power.summary(components, ratios, design, power.budget_of(results), decide_pp, rope_pp)
+    return power.summary(components, ratios, design, budget, decide_pp, rope_pp, which="planned")
 
 
 def _pp(value: float, metric: str, sign: bool = True) -> str:

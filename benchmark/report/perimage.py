@@ -39,7 +39,9 @@ def _weights(labels: np.ndarray, replicates: int, rng: np.random.Generator) -> n
     weights = np.zeros((replicates, len(labels)))
     for c in np.unique(labels):
         index = np.flatnonzero(labels == c)
-        weights[:, index] = rng.multinomial(len(index), np.full(len(index), 1.0 / len(index)), size=replicates)
+        n = len(index)
+        draws = rng.integers(0, n, (replicates, n)) + n * np.arange(replicates)[:, None]
+        weights[:, index] = np.bincount(draws.ravel(), minlength=replicates * n).reshape(replicates, n)
     return weights
 
 

@@ -4,6 +4,7 @@ difference the design detects (80% power, 5% two-sided) and the repeats x seeds 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ def standard_error(split_var: float, seed_var: float, ratio: float, design: Desi
     return float(np.sqrt((1.0 / design.blocks + ratio) * (split_var + seed_var / design.seeds)))
 
 
+@cache
 def _quantiles(df: int, one_sided: bool) -> float:
     level = 1 - ALPHA if one_sided else 1 - ALPHA / 2
     return float(stats.t.ppf(level, df) + stats.t.ppf(POWER, df))
@@ -128,8 +130,9 @@ def table(variance: pd.DataFrame, ratios: dict, design: Design, budget: Budget, 
 
 
 def summary(variance: pd.DataFrame, ratios: dict, design: Design, budget: Budget, decide_pp: float,
-            rope_pp: float) -> list[str]:
-    """One line per metric for the typical comparison (median variance components of the differences)."""
+            rope_pp: float, which: str = "current") -> list[str]:
+    """One line per metric for the typical comparison (median variance components of the differences); `which`
+    names the design (current, planned)."""
     lines = []
     diffs = variance[variance["of"].str.startswith("difference")]
     for metric, group in diffs.groupby("metric", sort=False):
@@ -145,7 +148,7 @@ def summary(variance: pd.DataFrame, ratios: dict, design: Design, budget: Budget
         beyond = (decide_pp - rope_pp) / scale
         rope = needed(split, seed, ratio, design.folds, beyond, one_sided=True) if beyond > 0 else None
         label = info(metric).label
-        line = (f"{label}: the current design ({design.text()}) detects a difference of ±{now:.1f} pp (80% power, "
+        line = (f"{label}: the {which} design ({design.text()}) detects a difference of ±{now:.1f} pp (80% power, "
                 f"5% two-sided; typical comparison: SD between splits {np.sqrt(split) * scale:.1f} pp, between seeds "
                 + (f"{np.sqrt(seed) * scale:.1f} pp" if measured else "not measured (one seed per split)") + "). ")
         line += (f"To detect ±{decide_pp:g} pp: {_cost(test, budget)}" if test else
