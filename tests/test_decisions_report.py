@@ -170,3 +170,13 @@ def test_bad_rope_or_decide_exit_2_and_write_nothing(args, tmp_path, capsys):
     assert args[0] in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
     shutil.rmtree(root)
+
+
+def test_dry_run_lines_price_the_planned_design(seeded):
+    from benchmark.report.decisions import decisions_for_output
+    from benchmark.report.power import Design
+
+    _, root, _ = seeded
+    lines = decisions_for_output(root, Design(4, 1, 3), runs_per_unit=6, run_s=600.0)
+    assert len(lines) == 2 and all("the planned design (4 folds × 3 seeds)" in line for line in lines)
+    assert all("To detect ±2 pp:" in line or "cannot be detected" in line for line in lines)
