@@ -124,7 +124,7 @@ def test_page_figures_and_costs(seeded):
     for name in ("verdicts", "forest_resnet18", "forest_vit_tiny", "forest_pooled"):
         for suffix in ("png", "svg", "pdf"):
             assert (out / "figures" / f"{name}.{suffix}").stat().st_size > 1000
-    lines = (out / "stats" / "decision.txt").read_text().splitlines()
+    lines = [line for line in (out / "stats" / "decision.md").read_text().splitlines() if line]
     assert len(lines) == 2 and all("4 folds × 2 seeds" in line for line in lines)
     assert (pd.read_csv(out / "stats" / "power.csv")["decide"] == 0.02).all()
 

@@ -253,7 +253,8 @@ def test_friedman_over_all_blocks(report):
 def test_figures_and_html_exist_and_carry_content(report):
     truth, out, index = report
     names = ["performance", "sweep_alpha_js", "cd_test_f1", "cd_test_accuracy", "cd_test_macro_f1", "reliability_resnet18",
-             "reliability_efficientnet_b0", "confusion", "learning_curves"]
+             "reliability_efficientnet_b0", "confusion", "learning_curves", "verdicts", "forest_resnet18",
+             "forest_efficientnet_b0", "forest_pooled"]
     for name in names:
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
         assert "<svg" in (out / "figures" / f"{name}.svg").read_text()[:2000]

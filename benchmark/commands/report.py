@@ -48,6 +48,6 @@ def main(args: argparse.Namespace) -> int:
     )
     decision = index.parent / "stats" / DECISION_FILE
     if decision.is_file():
-        print(decision.read_text(), end="")
+        print("\n".join(line for line in decision.read_text().splitlines() if line))
     print(f"report: {index}")
     return 0

@@ -14,7 +14,7 @@ from benchmark.report.columns import info
 from benchmark.report.selection import Rows
 from benchmark.report.tables import column_label
 
-DECISION_FILE = "decision.txt"
+DECISION_FILE = "decision.md"
 
 
 @dataclass
@@ -132,7 +132,7 @@ def verdict_grid_display(table: pd.DataFrame, backbones: list[str]) -> pd.DataFr
 
 
 def write(d: Decisions, directory: Path, backbones: list[str]) -> None:
-    """stats/verdicts, variance, power, perimage (.csv raw, .md for reading) and decision.txt."""
+    """stats/verdicts, variance, power, perimage (.csv raw, .md for reading) and decision.md."""
     for name, raw, shown in (("verdicts", d.verdicts, verdicts_display), ("variance", d.variance, variance_display),
                              ("perimage", d.perimage, perimage_display)):
         atomic_write_csv(directory / f"{name}.csv", raw)
@@ -142,7 +142,7 @@ def write(d: Decisions, directory: Path, backbones: list[str]) -> None:
         grid.columns = [f"{backbone} {label}" for label, backbone in grid.columns]
         atomic_write_text(directory / "verdict_grid.md", grid.to_markdown() + "\n")
     atomic_write_csv(directory / "power.csv", d.power)
-    atomic_write_text(directory / DECISION_FILE, "".join(f"{line}\n" for line in d.lines))
+    atomic_write_text(directory / DECISION_FILE, "\n".join(f"{line}\n" for line in d.lines))
 
 
 def html(d: Decisions, backbones: list[str]) -> dict[str, str]:

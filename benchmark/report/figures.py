@@ -169,8 +169,8 @@ def cd_diagram(result: Friedman, colors: dict, out: Path) -> Figure:
     _save(fig, out, f"cd_{result.metric}")
     return Figure(
         f"cd_{result.metric}", f"Critical-difference diagram: test {info(result.metric).label}",
-        "Mean rank (1 = best) over backbone × fold × repeat × seed blocks; bars join methods the Nemenyi test "
-        "does not separate at α = 0.05.",
+        "Mean rank (1 = best) over backbone × fold × repeat blocks (a split's seeds averaged); bars join methods "
+        "the Nemenyi test does not separate at α = 0.05.",
     )
 
 

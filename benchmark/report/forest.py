@@ -25,6 +25,7 @@ def _shown(verdicts: pd.DataFrame) -> list[str]:
 
 def forest(verdicts: pd.DataFrame, backbones: list[str], out: Path) -> list[Figure]:
     """One figure per backbone (and the pooled one): a panel per metric, a line per method."""
+    verdicts = verdicts[verdicts["mean_diff"].notna()] if len(verdicts) else verdicts
     if verdicts.empty:
         return []
     metrics = _shown(verdicts)
@@ -70,6 +71,7 @@ def forest(verdicts: pd.DataFrame, backbones: list[str], out: Path) -> list[Figu
 
 def grid(verdicts: pd.DataFrame, backbones: list[str], out: Path) -> list[Figure]:
     """Method x backbone verdicts, one panel per metric: colour = verdict, text = mean difference."""
+    verdicts = verdicts[verdicts["mean_diff"].notna()] if len(verdicts) else verdicts
     metrics = _shown(verdicts) if not verdicts.empty else []
     if not metrics:
         return []
