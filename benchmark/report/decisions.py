@@ -149,7 +149,8 @@ def html(d: Decisions, backbones: list[str]) -> dict[str, str]:
     """HTML fragments: the verdict grid, the verdict table, the variance table, the per-image table."""
     out = {"grid": "", "verdicts": "", "variance": "", "perimage": ""}
     if len(d.verdicts):
-        out["grid"] = verdict_grid_display(d.verdicts, backbones).style.set_caption("Verdicts (mean difference)").to_html()
+        out["grid"] = verdict_grid_display(d.verdicts, backbones).style.hide(axis="index", names=True).set_caption(
+            "Verdicts (mean difference to the baseline)").to_html()
         out["verdicts"] = verdicts_display(d.verdicts).style.hide(axis="index").set_caption("Verdicts").to_html()
     if len(d.variance):
         out["variance"] = variance_display(d.variance).style.hide(axis="index").set_caption(

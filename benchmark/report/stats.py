@@ -119,7 +119,7 @@ def seed_pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, ro
     return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Comparison:
     """One method's fair row against the baseline on one backbone and metric: its paired blocks."""
 
