@@ -92,31 +92,28 @@ def _frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+def seed_pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
+    """Done runs of `row` and of the baseline on the same (fold, repeat, seed) of one backbone, with their diff
+    (and the row's n_train and n_test, where recorded)."""
+    done = done[(done["backbone"] == backbone) & done[metric].notna()]
+    extra = [c for c in ("n_train", "n_test") if c in done]
+    left = done[done["row"] == row][PAIR_KEYS + [metric] + extra]
+    right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
+    merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
+    return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
+
+
 def pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
     """Paired blocks of `row` against the baseline on one backbone: runs matched on (fold, repeat, seed), then the
     seeds of each (fold, repeat) averaged into one block (runs that share a split are not independent pairs).
 
     Columns: fold, repeat, `metric`, `metric`_baseline, diff (block means), seeds (matched seeds per block),
     n_train and n_test (block means, where recorded)."""
-    done = done[(done["backbone"] == backbone) & done[metric].notna()]
-    extra = [c for c in ("n_train", "n_test") if c in done]
-    left = done[done["row"] == row][PAIR_KEYS + [metric] + extra]
-    right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
-    merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
-    merged = merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
-    columns = [metric, f"{metric}_baseline", "diff", *extra]
+    merged = seed_pairs(done, baseline, metric, backbone, row)
+    columns = [metric, f"{metric}_baseline", "diff", *[c for c in ("n_train", "n_test") if c in merged]]
     blocks = merged.groupby(BLOCK_KEYS, sort=True)[columns].mean()
     blocks["seeds"] = merged.groupby(BLOCK_KEYS, sort=True).size()
     return blocks.reset_index()
-
-
-def seed_pairs(done: pd.DataFrame, baseline: str, metric: str, backbone: str, row: str) -> pd.DataFrame:
-    """The runs behind `pairs` before averaging: one row per matched (fold, repeat, seed) with its diff."""
-    done = done[(done["backbone"] == backbone) & done[metric].notna()]
-    left = done[done["row"] == row][PAIR_KEYS + [metric]]
-    right = done[done["row"] == baseline][PAIR_KEYS + [metric]]
-    merged = left.merge(right, on=PAIR_KEYS, suffixes=("", "_baseline")).sort_values(PAIR_KEYS)
-    return merged.assign(diff=merged[metric] - merged[f"{metric}_baseline"])
 
 
 @dataclass(frozen=True, eq=False)
