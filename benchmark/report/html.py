@@ -100,7 +100,7 @@ a split. With one seed per split the two cannot be told apart: the split column 
 {% if config %}<pre>{{ config }}</pre>{% else %}<p>config.resolved.yaml not found.</p>{% endif %}
 <h2 id="provenance">Provenance</h2>
 <table class="kv">{% for key, value in provenance.items() %}<tr><td>{{ key }}</td><td>{{ value }}</td></tr>{% endfor %}</table>
-<p>Files next to this page: results.csv, epochs.csv, tables/ (Markdown, LaTeX, CSV), stats/, figures/ (PNG, SVG).</p>
+<p>Files next to this page: results.csv, epochs.csv, tables/ (Markdown, LaTeX, CSV), stats/, figures/ (PNG, SVG; the verdict grid and forest plots also PDF).</p>
 </body></html>
 """
 
