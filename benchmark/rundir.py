@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+
 import pandas as pd
 import torch
 

@@ -143,7 +143,8 @@ def _trainer(tmp_path, batch_size: int):
     import torch
 
     from benchmark.dataset import prepare
-    from benchmark.train import FoldData, RunSpec, Trainer
+    from benchmark.plan import RunSpec
+    from benchmark.train import FoldData, Trainer
     from tests.helpers import augmented_experiment
 
     _, path = augmented_experiment(tmp_path)
