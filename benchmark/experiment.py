@@ -23,6 +23,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 TRACKERS = ("mlflow", "tensorboard")
 SAMPLERS = ("tpe", "random", "grid")
 SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
+# The bounds the code relies on live in the models below (and in these constants): the config, --set and tune.space
+# are all validated against them, and the code downstream trusts them (tests/test_config.py walks them).
+MIN_BATCH_SIZE = 2  # batch norm cannot train on one image
 
 
 def checked(check: Callable[[Any], str | None]) -> AfterValidator:
@@ -182,7 +185,8 @@ class EarlyStopping(Section):
 
 class Train(Section):
     epochs: int = Field(100, ge=1, description="training epochs")
-    batch_size: int = Field(64, ge=1, description="training batch size")
+    batch_size: int = Field(64, ge=MIN_BATCH_SIZE, description="training batch size (a batch of 1 image cannot train "
+                            "batch norm; a last batch of 1 is dropped)")
     eval_batch_size: int = Field(256, ge=1, description="evaluation batch size (changes the last bits of losses)")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="the optimizer")
     scheduler: Scheduler | None = Field(None, description="null: constant learning rate; {}: cosine")

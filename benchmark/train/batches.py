@@ -10,26 +10,23 @@ import torch
 
 from benchmark.dataset import Prepared
 from benchmark.errors import UserError
-from benchmark.experiment import Experiment
+from benchmark.experiment import MIN_BATCH_SIZE, Experiment
 from benchmark.protocol import Fold
 from benchmark.train.device import to_device
 
 
 def batch_starts(n: int, size: int) -> list[int]:
     """Where an epoch's batches start: every `size` images, a last batch of one dropped (batch norm cannot train on it)."""
-    return [start for start in range(0, n, size) if min(size, n - start) >= 2]
+    return [start for start in range(0, n, size) if min(size, n - start) >= MIN_BATCH_SIZE]
 
 
 def check_batches(cfg: Experiment, folds: list[Fold]) -> None:
     """Refuse up front a sweep in which an epoch would have no training batch of 2 images or more: batch norm cannot
-    train on one image, so a last batch of one is dropped, and an epoch of such batches would train nothing."""
-    where, size = cfg.source, cfg.train.batch_size
-    if size < 2:
-        raise UserError(f"{where}: train.batch_size={size} is not allowed: a batch of 1 image cannot train batch norm, "
-                        "so no training step would run; allowed: an integer ≥ 2 (at least the training part's size "
-                        "trains on the whole part in one step per epoch)")
+    train on one image, so a last batch of one is dropped, and an epoch of such batches would train nothing
+    (train.batch_size ≥ MIN_BATCH_SIZE is the schema's bound; a fold's training part is checked here)."""
+    where = cfg.source
     for fold in folds:
-        if len(fold.train) < 2:
+        if len(fold.train) < MIN_BATCH_SIZE:
             raise UserError(f"{where}: repeat {fold.repeat} fold {fold.fold} has {len(fold.train)} training image(s); "
                             "an epoch needs a batch of ≥ 2: add images, or lower protocol.val_fraction or protocol.folds")
 
