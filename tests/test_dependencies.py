@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = {"benchmark", "methods", "tests", "scripts", "readme_result", "config_doc", "results_csv_time"}
