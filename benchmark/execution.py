@@ -10,12 +10,12 @@ import pandas as pd
 import torch
 
 from benchmark import numerics
+from benchmark.config import with_overrides
 from benchmark.crash import crash_point
 from benchmark.plan import RunSpec
 from benchmark.record import RunRecord, method_label
 from benchmark.sweep import Sweep
 from benchmark.train import train_run
-from benchmark.tune.space import with_overrides
 from benchmark.tune.studies import tune_metric
 
 
