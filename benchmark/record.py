@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from benchmark.errors import brief
+
 # Fields older records hold as JSON text inside the JSON.
 JSON_TEXT = ("method_params", "task_classes", "versions", "tune_params", "environment")
 # Prefixed flat keys ↔ the dict field holding them (param_* is derived from method_params and never read back).
@@ -209,8 +211,9 @@ def parse_record(raw: Any) -> tuple[RunRecord | None, str]:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        return None, f"holds an impossible value ({f'{where}: ' if where else ''}{message})"
+        if error["type"] == "value_error":
+            return None, f"holds an impossible value ({error['msg'].removeprefix('Value error, ')})"
+        return None, f"holds a wrong value ({where}: {error['msg']}, got {brief(error.get('input'))})"
 
 
 def flat_keys() -> list[str]:
