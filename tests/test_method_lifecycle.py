@@ -104,3 +104,17 @@ def test_docs_show_the_prior_aware_methods():
     assert all(f"'{key}'" in shown for key in info) and repr(info["space"]["gamma"]) in shown and info["citation"] in shown
     source = (Path(methods.__file__).parent / "builtin" / "logit_adjustment.py").read_text()
     assert source.split("@register_method", 1)[1].replace("\n\n    citation", "\n    citation") in text.replace("\n\n    citation", "\n    citation")
+
+
+def test_non_finite_outputs_fail_the_run_before_any_metric(monkeypatch):
+    from benchmark.train import evaluation
+    from benchmark.train.evaluation import RunFailed, scored
+
+    computed = []
+    monkeypatch.setattr(evaluation, "classification_metrics", lambda *args: computed.append(args) or {})
+    probs = np.array([[0.7, 0.3], [np.nan, np.nan], [0.2, 0.8]])
+    with pytest.raises(RunFailed, match="the selected model's test outputs are not finite"):
+        scored(probs, np.array([0, 1, 1]), 1, "the selected model's test outputs")
+    assert computed == []
+    scored(np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([0, 1]), 1, "x")
+    assert len(computed) == 1

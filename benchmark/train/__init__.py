@@ -13,13 +13,13 @@ from benchmark.train.batches import (
     draw_augmentations,
 )
 from benchmark.train.device import resolve_device, set_deterministic, synchronize, timed, to_device
-from benchmark.train.evaluation import RunFailed, epoch_scores, evaluate, require_finite
+from benchmark.train.evaluation import RunFailed, epoch_scores, evaluate, require_finite, scored
 from benchmark.train.loop import MAXIMIZE, Checkpoints, RunResult, run_epoch, train_run
 from benchmark.train.trainer import Trainer, build_model, run_seed
 
 __all__ = [
     "MAXIMIZE", "Checkpoints", "FoldData", "RunFailed", "RunResult", "Trainer", "augment_batch", "batch_starts",
     "build_model", "channel_stats", "check_batches", "draw_augmentations", "epoch_scores", "evaluate",
-    "require_finite", "resolve_device", "run_epoch", "run_seed", "set_deterministic", "synchronize", "timed",
+    "require_finite", "resolve_device", "run_epoch", "run_seed", "scored", "set_deterministic", "synchronize", "timed",
     "to_device", "train_run",
 ]

@@ -7,12 +7,19 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
+from benchmark.metrics import classification_metrics
 from benchmark.train.batches import FoldData
 from benchmark.train.device import _autocast
 
 
 class RunFailed(Exception):
     """A run that cannot finish (NaN loss, ...): recorded as failed, the sweep goes on."""
+
+
+def scored(probs: np.ndarray, labels: np.ndarray, positive: int, what: str) -> dict:
+    """Every metric of one evaluation (`classification_metrics`), once its outputs are checked finite."""
+    require_finite(probs, what)
+    return classification_metrics(probs, labels, positive)
 
 
 def require_finite(probs: np.ndarray, what: str) -> None:

@@ -20,10 +20,9 @@ from tqdm import tqdm
 
 from benchmark.dataset import Prepared
 from benchmark.experiment import Experiment
-from benchmark.metrics import classification_metrics
 from benchmark.plan import RunSpec
 from benchmark.train.batches import FoldData
-from benchmark.train.evaluation import epoch_scores, evaluate, require_finite
+from benchmark.train.evaluation import epoch_scores, evaluate, require_finite, scored
 from benchmark.train.trainer import Trainer
 
 PROGRESS_KEYS = ("history", "epoch", "best_score", "best_epoch", "stale")
@@ -161,12 +160,11 @@ def train_run(
     if best_val is None:
         best_val = trainer.evaluate("val")
     val_labels = data.parts["val"][1].cpu().numpy()
-    val = classification_metrics(best_val[0], val_labels, prepared.positive)
+    val = scored(best_val[0], val_labels, prepared.positive, "the selected model's validation outputs")
     val["loss"] = best_val[1]
     test_probs, _ = evaluate(model, trainer.objective, data, "test", trainer.eval_batch_size, trainer.amp)
-    require_finite(test_probs, "the selected model's test outputs")
     test_labels = data.parts["test"][1].cpu().numpy()
-    test = classification_metrics(test_probs, test_labels, prepared.positive)
+    test = scored(test_probs, test_labels, prepared.positive, "the selected model's test outputs")
     names = prepared.files.relative()
     predictions = pd.DataFrame(
         {"file": [names[i] for i in fold.test], "label": test_labels, "pred": test_probs.argmax(1)}
