@@ -5,9 +5,11 @@ Loading, `--set` overrides, the one-line error messages and path resolution live
 
 from __future__ import annotations
 
+import itertools
 import re
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -23,6 +25,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 TRACKERS = ("mlflow", "tensorboard")
 SAMPLERS = ("tpe", "random", "grid")
 SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
+# The bounds the code relies on live in the models below (and in these constants): the config, --set and tune.space
+# are all validated against them, and the code downstream trusts them (tests/test_config.py walks them).
+MIN_BATCH_SIZE = 2  # batch norm cannot train on one image
 
 
 def checked(check: Callable[[Any], str | None]) -> AfterValidator:
@@ -116,6 +121,32 @@ def _space_check(value: dict) -> str | None:
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
+@dataclass(frozen=True)
+class MethodEntry:
+    """One entry of `methods:`: a name, or {name, PARAM: value | [grid values]}. `params` keeps the entry's order;
+    a list value is a grid (every value is a run), any other value is fixed."""
+
+    index: int
+    name: str
+    params: dict[str, Any]
+
+    @classmethod
+    def parse(cls, index: int, entry: str | dict) -> MethodEntry:
+        if isinstance(entry, str):
+            return cls(index, entry, {})
+        return cls(index, entry["name"], {k: v for k, v in entry.items() if k != "name"})
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The parameters that are not grids (what a tuning study starts from)."""
+        return {k: v for k, v in self.params.items() if not isinstance(v, list)}
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid point: the parameters of one run each (as given, not yet resolved by the method)."""
+        grids = [v if isinstance(v, list) else [v] for v in self.params.values()]
+        return [dict(zip(self.params, values)) for values in itertools.product(*grids)]
+
+
 class Section(BaseModel):
     """A mapping of known keys: every value of the right type (no coercion but int → float), finite, in range."""
 
@@ -182,7 +213,8 @@ class EarlyStopping(Section):
 
 class Train(Section):
     epochs: int = Field(100, ge=1, description="training epochs")
-    batch_size: int = Field(64, ge=1, description="training batch size")
+    batch_size: int = Field(64, ge=MIN_BATCH_SIZE, description="training batch size (a batch of 1 image cannot train "
+                            "batch norm; a last batch of 1 is dropped)")
     eval_batch_size: int = Field(256, ge=1, description="evaluation batch size (changes the last bits of losses)")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="the optimizer")
     scheduler: Scheduler | None = Field(None, description="null: constant learning rate; {}: cosine")
@@ -270,8 +302,12 @@ class Experiment(Section):
     def backbone_names(self) -> list[str]:
         return [b if isinstance(b, str) else b["name"] for b in self.backbones]
 
+    def method_entries(self) -> list[MethodEntry]:
+        """`methods:` parsed into typed entries (the one parser of a method entry)."""
+        return [MethodEntry.parse(i, entry) for i, entry in enumerate(self.methods)]
+
     def method_names(self) -> list[str]:
-        return [m if isinstance(m, str) else m["name"] for m in self.methods]
+        return [entry.name for entry in self.method_entries()]
 
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import methods
+from benchmark.config import with_overrides
 from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, brief, did_you_mean, safe_name
-from benchmark.experiment import Experiment
+from benchmark.experiment import Experiment, MethodEntry
 from benchmark.numerics import effective_threads
 
 
@@ -47,24 +48,24 @@ NON_SEMANTIC = {
 }
 
 
-def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
-    """Each entry is a name or {name, param: value | [grid values]}; returns (name, params) per grid point.
+def method_params(name: str, params: dict) -> dict:
+    """A run's method parameters: the method's own coerced values with defaults filled in, sorted (`beta: 1` ≡
+    `beta: 1.0`, `focal` ≡ `{name: focal, gamma: 2}`), so one computation has one run id. Fixed runs and tuning
+    trials alike get theirs here."""
+    return dict(sorted(methods.resolve_params(name, params).items()))
 
-    The params are the method's own coerced values with defaults filled in (`beta: 1` ≡ `beta: 1.0`, `focal` ≡
-    `{name: focal, gamma: 2}`), so one computation has one run id; repeated points are dropped.
-    """
+
+def expand_methods(entries: list[MethodEntry], where: str) -> list[tuple[str, dict]]:
+    """(name, params) per grid point of each entry (each point built once, so the method's own range checks run);
+    repeated points are dropped."""
     out = []
-    for i, entry in enumerate(entries):
-        name, params = (entry, {}) if isinstance(entry, str) else (entry["name"], {k: v for k, v in entry.items() if k != "name"})
-        keys = list(params)
-        grids = [params[k] if isinstance(params[k], list) else [params[k]] for k in keys]
-        for values in itertools.product(*grids):
-            point = dict(zip(keys, values))
+    for entry in entries:
+        for point in entry.points():
             try:
-                resolved = methods.build(name, **point).hparams
+                methods.build(entry.name, **point)
             except UserError as exc:
-                raise UserError(f"{where}: methods[{i}]: {exc}") from None
-            out.append((name, dict(sorted(resolved.items()))))
+                raise UserError(f"{where}: methods[{entry.index}]: {exc}") from None
+            out.append((entry.name, method_params(entry.name, point)))
     return _unique(out, key=lambda item: (item[0], json.dumps(item[1], sort_keys=True)))
 
 
@@ -128,8 +129,6 @@ def run_id_for(resolved: dict) -> str:
 
 def shared_identity(cfg: Experiment, dataset_fingerprint: str, overrides: dict | None = None) -> dict:
     """What every run of the config shares in its id: the semantic config (with a trial's train.* overrides)."""
-    from benchmark.tune.space import with_overrides
-
     return semantic_config(with_overrides(cfg, overrides or {})) | {"dataset_fingerprint": dataset_fingerprint}
 
 
@@ -155,7 +154,7 @@ def make_run(cfg: Experiment, shared: dict, method: str, params: dict, backbone:
 def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
     """All fixed runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
     where = cfg.source
-    method_points = expand_methods(cfg.methods, where)
+    method_points = expand_methods(cfg.method_entries(), where)
     backbones = expand_backbones(cfg.backbones, where, cfg.folder)
     shared = shared_identity(cfg, dataset_fingerprint)
     runs = [

@@ -168,8 +168,10 @@ def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fail
     print(f"{cfg.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
-    _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
-    sweep.store.rebuild_tables()
+    try:
+        _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
+    finally:  # once per sweep (a per-run rebuild is quadratic in the sweep's size); also after Ctrl-C
+        sweep.store.rebuild_tables()
     if tuning:
         _tune(sweep, tuning, executor, counts, retry_failed, show_progress, only or {})
     return counts

@@ -14,6 +14,7 @@ from benchmark.dataset import Prepared, prepare
 from benchmark.errors import UserError
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, plan_runs
+from benchmark.record import RunRecord
 from benchmark.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +26,9 @@ class Sweep:
     store: Store
     prepared: Prepared
     runs: list[RunSpec]
-    on_recorded: Callable[[dict], None] | None = None
+    on_recorded: Callable[[RunRecord], None] | None = None
 
-    def recorded(self, record: dict) -> None:
+    def recorded(self, record: RunRecord) -> None:
         """Tell the driving process's listener (the trackers) that a run was recorded."""
         if self.on_recorded is not None:
             self.on_recorded(record)
@@ -36,7 +37,7 @@ class Sweep:
         record = self.store.read_record(run.run_id)
         if record is None:
             return "pending"
-        return record.get("status", "pending")
+        return record.status
 
     @functools.cached_property
     def provenance(self) -> dict:

@@ -73,7 +73,8 @@ def enter_numerics(cfg: Experiment, device: torch.device) -> dict:
 
 def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool,
                   on_start=lambda run: None) -> dict | None:
-    """Claim `run`, train and record it, release it and rebuild the tables; None if another process has it."""
+    """Claim `run`, train and record it and release it; None if another process has it. The tables are rebuilt
+    once per sweep (or tuning wave) by the runner, not per run: a per-run rebuild is quadratic in the sweep's size."""
     if not claim(sweep, run, retry_failed):
         return None
     on_start(run)
@@ -81,7 +82,6 @@ def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool,
         record = execute_run(sweep, run, device, show_progress)
     finally:
         sweep.store.release(run.run_id)
-    sweep.store.rebuild_tables()
     sweep.recorded(record)
     return record
 

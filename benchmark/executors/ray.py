@@ -1,7 +1,7 @@
 """Run a sweep's pending runs as Ray tasks: one task per run with its CPU/GPU request, records written by the driver.
 
-The driver holds each run's lease while its task is queued or running, writes the record the task returns and
-rebuilds the tables, so resume, `status` and `report` work exactly as with the local executor. Workers read the
+The driver holds each run's lease while its task is queued or running, writes the record the task returns (the runner
+rebuilds the tables once the runs are done), so resume, `status` and `report` work exactly as with the local executor. Workers read the
 data and write checkpoints at the same paths as the driver: data and output folders must be on a shared file system.
 """
 
@@ -177,7 +177,6 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
                 finally:
                     sweep.store.release(run.run_id)
                 counts[record["status"]] += 1
-                sweep.store.rebuild_tables()
                 sweep.recorded(record)
                 bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}: {record['status']}")
                 bar.update()

@@ -11,10 +11,11 @@ import yaml
 
 from benchmark.config import output_of
 from benchmark.errors import UserError
+from benchmark.record import IDENTITY
 from benchmark.report.columns import METRICS, PAIR_KEYS
 from benchmark.store import load_epochs, load_results
 
-REQUIRED = ["run_id", "method", "method_label", "backbone", "fold", "repeat", "seed", "status"]
+REQUIRED = list(IDENTITY)
 METRIC_COLUMNS = [f"test_{m}" for m in METRICS if m != "loss"] + [f"val_{m}" for m in METRICS]
 
 
