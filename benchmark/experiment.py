@@ -113,6 +113,13 @@ def _space_check(value: dict) -> str | None:
     return None
 
 
+def _name_check(value: str) -> str | None:
+    """A name is a file name of its own: it names runs/<name> and reports/<name>, and must not leave them."""
+    if value in ("", ".", "..") or "/" in value or "\\" in value or not value.isprintable():
+        return "must be a plain name: not empty, '.' or '..', without / or \\ or control characters, e.g. solder-5class"
+    return None
+
+
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
@@ -231,7 +238,8 @@ class Run(Section):
 class Experiment(Section):
     """A whole experiment file; `source` and `folder` say where it was read from (error messages, relative paths)."""
 
-    name: str = Field(description="experiment name (used for output and report folders)")
+    name: Annotated[str, checked(_name_check)] = Field(
+        description="experiment name (used for output and report folders): a plain name, no path separators")
     plugins: list = Field(default_factory=list, description="modules or .py files that register more methods")
     data: Data = Field(description="the images and how they are read")
     protocol: Protocol = Field(default_factory=Protocol, description="the folds every run shares")
