@@ -70,7 +70,8 @@ def test_text_from_data_or_runs_is_escaped_in_every_page_and_table(tmp_path):
     assert all(line.count("|") - line.count("\\|") == 3 for line in table.splitlines())
     from benchmark.report.tables import to_latex
     summary = pd.DataFrame({"row": ["a_b & c%"], "backbone": ["x"], "metric": ["test_accuracy"], "mean": [0.5],
-                            "std": [0.1], "n": [3], "n_expected": [3]})
+                            "std": [0.1], "n": [3], "n_failed": [0], "n_expected": [3],
+                            "kind": ["setting"]})
     tex = to_latex(summary, "c", "l")
     assert "a\\_b \\& c\\%" in tex
 

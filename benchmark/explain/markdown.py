@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.explain.cams import CAM_TITLES
+from benchmark.pages import markdown_table
 
 
 def _json(path: Path) -> dict | None:
@@ -19,7 +20,7 @@ def _json(path: Path) -> dict | None:
 
 def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
     shown = frame[[c for c in columns if c in frame]].rename(columns=columns)
-    return shown.to_markdown(index=False, floatfmt=".3f")
+    return markdown_table(shown, index=False, floatfmt=".3f")
 
 
 def _runs(info: dict) -> str:
