@@ -8,6 +8,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import yaml
@@ -15,7 +16,7 @@ import yaml
 import methods
 from benchmark import numerics
 from benchmark.atomic import atomic_write_text
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 from benchmark.executors import Executor, make_executor
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, check_only, select
@@ -24,6 +25,24 @@ from benchmark.sweep import Sweep, open_sweep, pending_runs
 from benchmark.trackers import check_installed, open_trackers
 from benchmark.train import check_batches, resolve_device
 from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
+
+OUTPUT_MARKER = ".solderbench-output"
+
+
+def check_output_folder(root: Path, where: str) -> None:
+    """run.output is new, empty, or a folder solderbench made (its marker, or an older version's config.resolved.yaml
+    beside runs/ or plan.json): a run never writes into a folder of the user's own files."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise UserError(f"{where}: run.output: {safe_name(root)} exists and is not a folder; set run.output to a folder")
+    if (root / OUTPUT_MARKER).is_file() or not any(root.iterdir()):
+        return
+    if (root / "config.resolved.yaml").is_file() and ((root / "runs").is_dir() or (root / "plan.json").is_file()):
+        return
+    shown = ", ".join(sorted(p.name for p in root.iterdir())[:3])
+    raise UserError(f"{where}: run.output: {safe_name(root)} holds files solderbench did not make ({safe_name(shown)}, "
+                    "...); a run writes results.csv, folds.json and more there: set run.output to a new or empty folder")
 
 
 def check_image_size(sweep: Sweep) -> None:
@@ -54,6 +73,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg.source
+    check_output_folder(sweep.store.root, where)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     if only:  # --only may name tuning trials: replay them from the records (the runner does that again anyway)
         check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only)
@@ -99,6 +119,9 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
     `trials`: the tuning trials known so far, planned with the fixed runs."""
     sweep.store.create(f"{sweep.cfg.source}: run.output")
     with sweep.store.locked():
+        if not (sweep.store.root / OUTPUT_MARKER).is_file():
+            atomic_write_text(sweep.store.root / OUTPUT_MARKER, "made by solderbench run: the output folder of "
+                              f"experiment {sweep.cfg.name}\n")
         sweep.store.remove_temp_files()
         sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(sweep.cfg.model_dump(), sort_keys=False))
