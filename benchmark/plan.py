@@ -58,6 +58,10 @@ def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
         name, params = (entry, {}) if isinstance(entry, str) else (entry["name"], {k: v for k, v in entry.items() if k != "name"})
         keys = list(params)
         grids = [params[k] if isinstance(params[k], list) else [params[k]] for k in keys]
+        empty = [k for k, grid in zip(keys, grids, strict=True) if not grid]
+        if empty:
+            raise UserError(f"{where}: methods[{i}].{safe_name(empty[0])}: an empty list is a grid of no values and "
+                            "would plan no run; give at least one value")
         for values in itertools.product(*grids):
             point = dict(zip(keys, values))
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ def _decode_all(files: FileList, size: int, policy: str, via: int | None) -> tup
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     """np.save via a temp file that is renamed into place, or removed when the write fails (a full disk)."""
     atomic_write(path, lambda handle: np.save(handle, array))
+
+
+def _check_memory(n: int, size: int) -> None:
+    """The decoded images must fit in half of this machine's memory (an absurd data.image_size would not)."""
+    need = n * size * size * 3
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total // 2:
+        raise UserError(f"data.image_size: {size} px makes {n} decoded images of {need / 2**30:.1f} GiB, more than half "
+                        f"of this machine's {total / 2**30:.0f} GiB of memory; lower data.image_size (84-224 is usual)")
 
 
 def _digest(images: np.ndarray) -> str:
@@ -101,6 +111,7 @@ def decode(
     if from_cache:
         images, bad = loaded
     else:
+        _check_memory(len(files.files), size)
         images, bad = _decode_all(files, size, policy, via)
     if bad and len(bad) == len(files.files):
         i, reason = bad[0]

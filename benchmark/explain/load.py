@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from torch import Tensor, nn
 import methods
 from benchmark.config import load_config, output_of
 from benchmark.dataset import Prepared, prepare
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec
 from benchmark.store import Store
@@ -164,8 +166,16 @@ def load_run(record: dict, store: Store, cfg: Experiment, num_classes: int, labe
                    record.get("method_params") or {}, record["backbone"], None,
                    int(record["repeat"]), int(record["fold"]), int(record["seed"]))
     model, _ = build_model(spec, num_classes, cfg.data.image_size)
-    state = store.run(spec.run_id).load_best(torch.device("cpu"))
-    model.load_state_dict(state["model"])
+    try:
+        with warnings.catch_warnings():  # a foreign pickle also warns about its protocol: the error line says it all
+            warnings.simplefilter("ignore")
+            state = store.run(spec.run_id).load_best(torch.device("cpu"))
+        model.load_state_dict(state["model"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"run {spec.run_id}: its checkpoint {safe_name(store.run(spec.run_id).best_path)} cannot be "
+                        f"loaded ({type(exc).__name__}: {safe_name(first)}); it is damaged or not this run's: leave "
+                        "the run out (--runs) or train it again into a new run.output") from None
     model.eval()
     return LoadedRun(spec, record, label, model)
 
