@@ -123,6 +123,12 @@ def _name_check(value: str) -> str | None:
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
+def macro_headline(n_classes: int, positive: str | None) -> bool:
+    """More than two classes and no data.positive: macro-F1 is the headline and the default selection score, not the F1
+    of whichever class sorts second."""
+    return n_classes > 2 and positive is None
+
+
 class Section(BaseModel):
     """A mapping of known keys: every value of the right type (no coercion but int → float), finite, in range."""
 
@@ -166,7 +172,8 @@ class Protocol(Section):
         None, description="regex on file names (first group = group id), or 'duplicates'")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="carved from each training part, for model selection")
     select_by: Literal["val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last"] = Field(
-        "val_f1", description="which epoch's model is tested")
+        "val_f1", description="which epoch's model is tested (default: val_f1; val_macro_f1 for more than two classes "
+        "without data.positive)")
     seed: Seed = Field(42, description="seed of the splits")
 
 

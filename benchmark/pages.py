@@ -60,7 +60,9 @@ def markdown_table(frame: pd.DataFrame, index: bool = True, **options) -> str:
     """`DataFrame.to_markdown` with every text cell, header and index label passed through `md_cell`."""
     shown = frame.copy()
     shown.columns = [md_cell(c) for c in shown.columns]
-    shown.index = [md_cell(i) for i in shown.index] if index else shown.index
+    if index:
+        name = shown.index.name
+        shown.index = pd.Index([md_cell(i) for i in shown.index], name=None if name is None else md_cell(name))
     for column in shown.columns:
         if not pd.api.types.is_numeric_dtype(shown[column]):
             shown[column] = shown[column].map(lambda v: md_cell(v) if isinstance(v, str) else v)

@@ -21,7 +21,7 @@ from benchmark.executors import Executor, make_executor
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
-from benchmark.sweep import Sweep, open_sweep, pending_runs
+from benchmark.sweep import Sweep, open_sweep, pending_runs, warn_single_class_f1
 from benchmark.trackers import check_installed, open_trackers
 from benchmark.train import check_batches, resolve_device
 from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
@@ -74,6 +74,7 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     """
     cfg, where = sweep.cfg, sweep.cfg.source
     check_output_folder(sweep.store.root, where)
+    warn_single_class_f1(cfg, sweep.prepared.class_names)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     if only:  # --only may name tuning trials: replay them from the records (the runner does that again anyway)
         check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only)

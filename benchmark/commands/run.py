@@ -49,9 +49,12 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
+    from benchmark.sweep import warn_single_class_f1
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
 
     sweep = open_sweep(cfg, decode_images=False)
+    cfg = sweep.cfg  # protocol.select_by resolved for the task
+    warn_single_class_f1(cfg, sweep.prepared.class_names)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, args.retry_failed) if tuning else None
     check_only(sweep.runs + (trials.known if trials else []), only)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark import experiment
 from benchmark.atomic import atomic_write_csv, atomic_write_text
 from benchmark.errors import UserError
 from benchmark.pages import html_table, markdown_table
@@ -35,7 +36,7 @@ CALIB_CAPTION = "Calibration: ECE (15 bins, top-label), NLL and mean predictive 
 
 def macro_headline(classes: list[str], config: dict) -> bool:
     """More than two classes and no data.positive: macro-F1 is the headline, not the F1 of whichever class is second."""
-    return len(classes) > 2 and (config.get("data") or {}).get("positive") is None
+    return experiment.macro_headline(len(classes), (config.get("data") or {}).get("positive"))
 
 
 def performance_metrics(classes: list[str], config: dict) -> list[str]:
