@@ -196,7 +196,7 @@ class EarlyStopping(Section):
 
 class Train(Section):
     epochs: int = Field(100, ge=1, description="training epochs")
-    batch_size: int = Field(64, ge=1, description="training batch size")
+    batch_size: int = Field(64, ge=2, description="training batch size (batch norm cannot train on one image)")
     eval_batch_size: int = Field(256, ge=1, description="evaluation batch size (changes the last bits of losses)")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="the optimizer")
     scheduler: Scheduler | None = Field(None, description="null: constant learning rate; {}: cosine")
