@@ -192,11 +192,22 @@ def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fail
     print(f"{cfg.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
+    _note_missing_checkpoints(sweep, [r for r in runs if r not in todo])
     _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
     sweep.store.rebuild_tables()
     if tuning:
         _tune(sweep, tuning, executor, counts, retry_failed, show_progress, only or {})
     return counts
+
+
+def _note_missing_checkpoints(sweep: Sweep, finished: list[RunSpec]) -> None:
+    """Finished runs whose checkpoint is gone still count (their records are the results); explain needs it: said."""
+    missing = [r.run_id for r in finished
+               if sweep.status_of(r) == "done" and not sweep.store.run(r.run_id).has_best()]
+    if missing:
+        print(f"{sweep.cfg.name}: {len(missing)} finished run(s) without a checkpoint (best.pt; e.g. {missing[0]}): "
+              "they count as done and in reports; explain cannot use them (train them again into another run.output "
+              "to explain them)", file=sys.stderr)
 
 
 def _add(counts: dict, more: dict) -> None:

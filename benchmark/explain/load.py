@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -98,8 +99,8 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
     """The runs to explain: `requested` ids, or each finished (method setting, backbone) at fold 0, repeat 0, first seed
     (tuning trials only when requested: a study's trials would otherwise each count as a setting)."""
     records = [r for r in store.records() if r.get("run_id")]
-    finished = {r["run_id"]: r for r in records
-                if r.get("status") == "done" and store.run(r["run_id"]).has_best()}
+    done = [r for r in records if r.get("status") == "done"]
+    finished = {r["run_id"]: r for r in done if store.run(r["run_id"]).has_best()}
     if requested:
         known = {r["run_id"]: r for r in records}
         for run_id in requested:
@@ -109,8 +110,22 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
                 status = known[run_id].get("status", "pending")
                 raise UserError(f"--runs {run_id}: the run is {status} or its best.pt is missing; pick a finished run")
         return [finished[run_id] for run_id in dict.fromkeys(requested)]
-    chosen = [r for r in finished.values() if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed
-              and r.get("tune_trial") is None]
+    candidates = [r for r in done if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed
+                  and r.get("tune_trial") is None]
+    chosen = [r for r in candidates if r["run_id"] in finished]
+    left_out = [r for r in candidates if r["run_id"] not in finished]
+    if left_out and not chosen:
+        raise UserError(
+            f"{store.root}: the {len(left_out)} finished run(s) at fold 0, repeat 0, seed {first_seed} have no checkpoint "
+            "(best.pt: records kept without checkpoints, or deleted), and explain needs the trained models; train "
+            "them again into a new folder (python -m benchmark run CONFIG --only fold=0 --set run.output=NEW_FOLDER) "
+            "and explain that folder"
+        )
+    if left_out:
+        shown = ", ".join(f"{r.get('method_label', r.get('method'))} {r.get('backbone')} [{r['run_id']}]"
+                          for r in left_out[:5])
+        print(f"explain: left out {len(left_out)} finished run(s) without their checkpoint (best.pt): {shown}"
+              f"{' and more' if len(left_out) > 5 else ''}", file=sys.stderr)
     if not chosen:
         raise UserError(
             f"{store.root}: no finished run at fold 0, repeat 0, seed {first_seed}; train one first "
