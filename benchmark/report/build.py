@@ -307,12 +307,12 @@ def build_report(
     if target.parent == target:
         raise UserError(f"--out {given}: give a report folder, not the file system root")
     recover(target)
-    check_replaceable(target)
+    check_replaceable(target, output_dir)
     report = _prepare(output_dir, oracle, metrics, select_by)
     with staging(target) as tmp:
         report.tmp = tmp
         _write(report, figures)
-        write_marker(tmp)
+        write_marker(tmp, output_dir)
         _readable(tmp)
         publish(tmp, target)
     return given / "index.html"
