@@ -172,10 +172,18 @@ def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, 
 
 
 def parse_only(terms: list[str]) -> dict[str, set[str]]:
-    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas)."""
+    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas;
+    `method=ce,fold=0` reads as `method=ce fold=0`)."""
     allowed = ("method", "backbone", "fold", "repeat", "seed", "run_id")
     filters: dict[str, set[str]] = {}
+    split = []
     for term in terms:
+        for piece in term.split(","):
+            if "=" in piece or not split:
+                split.append(piece)
+            else:
+                split[-1] += "," + piece
+    for term in split:
         key, _, value = term.partition("=")
         if key not in allowed or not value:
             raise UserError(f"--only {term!r}: expected KEY=VALUE with KEY one of {', '.join(allowed)}{did_you_mean(key, list(allowed))}")

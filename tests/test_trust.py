@@ -308,3 +308,15 @@ def test_ugly_but_safe_inputs_get_a_clear_answer(tmp_path, image_folder, capsys)
     assert parse_only(["method=ce,alpha_js", "fold=0"]) == {"method": {"ce", "alpha_js"}, "fold": {"0"}}
     assert main(["run", str(tmp_path), "--dry-run"]) == 2
     assert "folder" in capsys.readouterr().err
+    from benchmark.executors.local import resolve_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert resolve_workers(cores, 2, 100) == cores
+    assert "threads on" in capsys.readouterr().err
+    from benchmark.report.build import same_objective
+
+    both = pd.DataFrame({"method": ["max_entropy", "confidence_penalty", "confidence_penalty"],
+                         "param_gamma": [0.1, None, None], "param_beta": [None, 0.1, 0.2],
+                         "param_threshold": [None, None, 0.5]})
+    assert "same objective" in same_objective(both) and "0.1" in same_objective(both)
+    assert same_objective(both.iloc[[0, 2]]) == ""

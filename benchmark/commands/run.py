@@ -38,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
     counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
     print(
         f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
-        + (f", {counts['busy']} taken by another process" if counts["busy"] else "")
+        + (f", {counts['busy']} not run (held by another process, or their worker stopped: run again to finish them)"
+           if counts["busy"] else "")
         + f"; wall time {counts['wall_time_s']:.1f} s, peak memory {counts['peak_rss_mib']:.0f} MiB; "
         f"results: {cfg.run.output}/results.csv"
     )

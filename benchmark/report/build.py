@@ -220,7 +220,26 @@ def _warnings(r: _Report) -> list[str]:
     mixed = mixed_environments(r.results)
     if mixed:
         out.append(mixed)
+    same = same_objective(r.results)
+    if same:
+        out.append(same)
     return out
+
+
+def same_objective(results: pd.DataFrame) -> str:
+    """max_entropy(γ=g) and confidence_penalty(β=g) without a threshold are one objective (CE − g·H): said, not hidden."""
+    def values(method: str, param: str) -> set[float]:
+        rows = results[results["method"] == method] if "method" in results else results.iloc[:0]
+        if method == "confidence_penalty" and "param_threshold" in rows:
+            rows = rows[rows["param_threshold"].isna()]
+        return set(rows[f"param_{param}"].dropna()) if f"param_{param}" in rows else set()
+
+    shared = sorted(values("max_entropy", "gamma") & values("confidence_penalty", "beta"))
+    if not shared:
+        return ""
+    shown = ", ".join(f"{g:g}" for g in shared)
+    return (f"max_entropy (γ = {shown}) and confidence_penalty (β = {shown}, no threshold) are the same objective "
+            "(CE − γ·H): their rows are one computation trained twice, not two methods.")
 
 
 def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
