@@ -45,6 +45,12 @@ def check_output_folder(root: Path, where: str) -> None:
                     "...); a run writes results.csv, folds.json and more there: set run.output to a new or empty folder")
 
 
+def mark_output(root: Path, name: str) -> None:
+    """Mark `root` as an output folder solderbench made (once), so that `run` may write into it."""
+    if not (root / OUTPUT_MARKER).is_file():
+        atomic_write_text(root / OUTPUT_MARKER, f"made by solderbench run: the output folder of experiment {name}\n")
+
+
 def check_image_size(sweep: Sweep) -> None:
     """data.image_size is at least each registered backbone's minimum (timm: backbones declare none)."""
     size = sweep.cfg.data.image_size
@@ -120,9 +126,7 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
     `trials`: the tuning trials known so far, planned with the fixed runs."""
     sweep.store.create(f"{sweep.cfg.source}: run.output")
     with sweep.store.locked():
-        if not (sweep.store.root / OUTPUT_MARKER).is_file():
-            atomic_write_text(sweep.store.root / OUTPUT_MARKER, "made by solderbench run: the output folder of "
-                              f"experiment {sweep.cfg.name}\n")
+        mark_output(sweep.store.root, sweep.cfg.name)
         sweep.store.remove_temp_files()
         sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(sweep.cfg.model_dump(), sort_keys=False))
