@@ -152,6 +152,9 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
 
 
 def read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the experiment file (e.g. experiments/quick.yaml), or for report, "
+                        "explain and status the output folder (runs/<name>)")
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
     size = path.stat().st_size

@@ -118,6 +118,13 @@ def _space_check(value: dict) -> str | None:
     return None
 
 
+def _name_check(value: str) -> str | None:
+    """A name is a file name of its own: it names runs/<name> and reports/<name>, and must not leave them."""
+    if value in ("", ".", "..") or "/" in value or "\\" in value or not value.isprintable():
+        return "must be a plain name: not empty, '.' or '..', without / or \\ or control characters, e.g. solder-5class"
+    return None
+
+
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
@@ -145,6 +152,12 @@ class MethodEntry:
         """Every grid point: the parameters of one run each (as given, not yet resolved by the method)."""
         grids = [v if isinstance(v, list) else [v] for v in self.params.values()]
         return [dict(zip(self.params, values)) for values in itertools.product(*grids)]
+
+
+def macro_headline(n_classes: int, positive: str | None) -> bool:
+    """More than two classes and no data.positive: macro-F1 is the headline and the default selection score, not the F1
+    of whichever class sorts second."""
+    return n_classes > 2 and positive is None
 
 
 class Section(BaseModel):
@@ -190,7 +203,8 @@ class Protocol(Section):
         None, description="regex on file names (first group = group id), or 'duplicates'")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="carved from each training part, for model selection")
     select_by: Literal["val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last"] = Field(
-        "val_f1", description="which epoch's model is tested")
+        "val_f1", description="which epoch's model is tested (default: val_f1; val_macro_f1 for more than two classes "
+        "without data.positive)")
     seed: Seed = Field(42, description="seed of the splits")
 
 
@@ -263,7 +277,8 @@ class Run(Section):
 class Experiment(Section):
     """A whole experiment file; `source` and `folder` say where it was read from (error messages, relative paths)."""
 
-    name: str = Field(description="experiment name (used for output and report folders)")
+    name: Annotated[str, checked(_name_check)] = Field(
+        description="experiment name (used for output and report folders): a plain name, no path separators")
     plugins: list = Field(default_factory=list, description="modules or .py files that register more methods")
     data: Data = Field(description="the images and how they are read")
     protocol: Protocol = Field(default_factory=Protocol, description="the folds every run shares")

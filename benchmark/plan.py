@@ -60,6 +60,10 @@ def expand_methods(entries: list[MethodEntry], where: str) -> list[tuple[str, di
     repeated points are dropped."""
     out = []
     for entry in entries:
+        empty = [k for k, v in entry.params.items() if isinstance(v, list) and not v]
+        if empty:
+            raise UserError(f"{where}: methods[{entry.index}].{safe_name(empty[0])}: an empty list is a grid of no "
+                            "values and would plan no run; give at least one value")
         for point in entry.points():
             try:
                 methods.build(entry.name, **point)
@@ -167,10 +171,18 @@ def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, 
 
 
 def parse_only(terms: list[str]) -> dict[str, set[str]]:
-    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas)."""
+    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas;
+    `method=ce,fold=0` reads as `method=ce fold=0`)."""
     allowed = ("method", "backbone", "fold", "repeat", "seed", "run_id")
     filters: dict[str, set[str]] = {}
+    split = []
     for term in terms:
+        for piece in term.split(","):
+            if "=" in piece or not split:
+                split.append(piece)
+            else:
+                split[-1] += "," + piece
+    for term in split:
         key, _, value = term.partition("=")
         if key not in allowed or not value:
             raise UserError(f"--only {term!r}: expected KEY=VALUE with KEY one of {', '.join(allowed)}{did_you_mean(key, list(allowed))}")

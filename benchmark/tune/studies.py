@@ -14,7 +14,7 @@ from typing import Any
 
 import methods
 from benchmark.errors import UserError
-from benchmark.experiment import Experiment
+from benchmark.experiment import Experiment, macro_headline
 from benchmark.plan import RunSpec, make_run, method_params, shared_identity
 from benchmark.train import MAXIMIZE
 from benchmark.tune.sampling import Finished, draw, grid_points, trial_seed
@@ -68,7 +68,7 @@ def tune_metric(cfg: Experiment, class_names: list[str]) -> str:
         return "val_nll"
     if select_by != "last":
         return select_by
-    return "val_macro_f1" if len(class_names) > 2 and cfg.data.positive is None else "val_f1"
+    return "val_macro_f1" if macro_headline(len(class_names), cfg.data.positive) else "val_f1"
 
 
 def method_names(cfg: Experiment) -> list[str]:
