@@ -39,7 +39,8 @@ def main(args: argparse.Namespace) -> int:
     counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
     print(
         f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
-        + (f", {counts['busy']} taken by another process" if counts["busy"] else "")
+        + (f", {counts['busy']} not run (held by another process, or their worker stopped: run again to finish them)"
+           if counts["busy"] else "")
         + f"; wall time {counts['wall_time_s']:.1f} s, peak memory {counts['peak_rss_mib']:.0f} MiB; "
         f"results: {cfg.run.output}/results.csv"
     )
@@ -50,9 +51,12 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
+    from benchmark.sweep import warn_single_class_f1
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
 
     sweep = open_sweep(cfg, decode_images=False)
+    cfg = sweep.cfg  # protocol.select_by resolved for the task
+    warn_single_class_f1(cfg, sweep.prepared.class_names)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, args.retry_failed) if tuning else None
     check_only(sweep.runs + (trials.known if trials else []), only)

@@ -53,7 +53,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"verify --runs {args.runs}: need an integer >= 1")
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise UserError(f"verify --tolerance {args.tolerance}: need a number >= 0")
-    cfg = load_config(experiment_file(args.target), args.overrides)
+    # an output folder is where its records are, wherever the run that made it wrote them
+    here = [f"run.output={Path(args.target).expanduser().resolve()}"] if Path(args.target).expanduser().is_dir() else []
+    cfg = load_config(experiment_file(args.target), here + args.overrides)
     result = verify(cfg, args.runs, parse_only(args.only), args.scratch, args.tolerance, args.seed,
                     show_progress=not args.quiet)
     table = result.table

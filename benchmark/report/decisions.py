@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.atomic import atomic_write_csv, atomic_write_text
+from benchmark.pages import html_table, markdown_table
 from benchmark.report import perimage, power, stats, variance, verdicts
 from benchmark.report.columns import info
 from benchmark.report.selection import Rows
@@ -136,11 +137,11 @@ def write(d: Decisions, directory: Path, backbones: list[str]) -> None:
     for name, raw, shown in (("verdicts", d.verdicts, verdicts_display), ("variance", d.variance, variance_display),
                              ("perimage", d.perimage, perimage_display)):
         atomic_write_csv(directory / f"{name}.csv", raw)
-        atomic_write_text(directory / f"{name}.md", shown(raw).to_markdown(index=False) + "\n" if len(raw) else "")
+        atomic_write_text(directory / f"{name}.md", markdown_table(shown(raw), index=False) + "\n" if len(raw) else "")
     if len(d.verdicts):
         grid = verdict_grid_display(d.verdicts, backbones)
         grid.columns = [f"{backbone} {label}" for label, backbone in grid.columns]
-        atomic_write_text(directory / "verdict_grid.md", grid.to_markdown() + "\n")
+        atomic_write_text(directory / "verdict_grid.md", markdown_table(grid) + "\n")
     atomic_write_csv(directory / "power.csv", d.power)
     atomic_write_text(directory / DECISION_FILE, "\n".join(f"{line}\n" for line in d.lines))
 
@@ -149,14 +150,14 @@ def html(d: Decisions, backbones: list[str]) -> dict[str, str]:
     """HTML fragments: the verdict grid, the verdict table, the variance table, the per-image table."""
     out = {"grid": "", "verdicts": "", "variance": "", "perimage": ""}
     if len(d.verdicts):
-        out["grid"] = verdict_grid_display(d.verdicts, backbones).style.hide(axis="index", names=True).set_caption(
-            "Verdicts (mean difference to the baseline)").to_html()
-        out["verdicts"] = verdicts_display(d.verdicts).style.hide(axis="index").set_caption("Verdicts").to_html()
+        out["grid"] = html_table(verdict_grid_display(d.verdicts, backbones).style.hide(axis="index", names=True),
+                                 "Verdicts (mean difference to the baseline)")
+        out["verdicts"] = html_table(verdicts_display(d.verdicts).style.hide(axis="index"), "Verdicts")
     if len(d.variance):
-        out["variance"] = variance_display(d.variance).style.hide(axis="index").set_caption(
-            f"Variance components ({variance.ESTIMATOR})").to_html()
+        out["variance"] = html_table(variance_display(d.variance).style.hide(axis="index"),
+                                     f"Variance components ({variance.ESTIMATOR})")
     if len(d.perimage):
-        out["perimage"] = perimage_display(d.perimage).style.hide(axis="index").set_caption(
-            f"Per-image paired bootstrap ({perimage.REPLICATES} replicates)").to_html()
+        out["perimage"] = html_table(perimage_display(d.perimage).style.hide(axis="index"),
+                                     f"Per-image paired bootstrap ({perimage.REPLICATES} replicates)")
     return out
 
