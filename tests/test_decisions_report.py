@@ -47,7 +47,9 @@ def make_seeded_store(root: Path, folds: int = 4, seeds: tuple[int, ...] = (0, 1
                     record = {
                         "experiment": "seeded", "run_id": run_id, "method": method, "method_params": {},
                         "method_label": method, "backbone": backbone, "fold": fold, "repeat": 0, "seed": seed,
-                        "task_classes": CLASSES, "positive": None, "status": "done", "error": "",
+                        "task_classes": CLASSES, "positive": CLASSES[1], "status": "done", "error": "",
+                        "resolved_config": {}, "git_commit": "abc1234", "git_dirty": False,
+                        "versions": {"torch": "2.14.1"}, "device": "cpu", "finished_at": "2025-01-01T00:00:00Z",
                         "test_accuracy": accuracy_score(labels, pred),
                         "test_macro_f1": f1_score(labels, pred, labels=range(k), average="macro", zero_division=0),
                         "val_accuracy": 0.7, "val_macro_f1": 0.7, "n_train": 300, "n_val": 50, "n_test": n_test,
