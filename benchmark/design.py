@@ -26,8 +26,8 @@ def few_folds(blocks: int) -> str | None:
 
     quantile = float(t.ppf(0.975, max(1, blocks - 1)))
     return (f"{blocks} paired fold(s): a difference's 95% interval uses t = {quantile:.2f} ({blocks - 1} degrees of "
-            f"freedom, {quantile / 1.96:.1f}× the normal 1.96) on top of the fold-to-fold spread, so it will span tens "
-            f"of points and mean little; use protocol.folds: {MIN_BLOCKS} or more (or protocol.repeats)")
+            f"freedom, {quantile / 1.96:.1f}× the normal 1.96) on top of the fold-to-fold spread, so the interval is wide and "
+            f"only large differences show; use protocol.folds: {MIN_BLOCKS} or more (or protocol.repeats)")
 
 
 def small_validation(n_val: int) -> str | None:

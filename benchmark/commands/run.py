@@ -47,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
+    from benchmark.design import plan_warnings
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
@@ -70,6 +71,8 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
         line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
                  f"{len(undrawn)} drawn once the trials before them finish)")
     print(line, file=sys.stderr)
+    for warning in plan_warnings(cfg, sweep.prepared.folds):
+        print(f"design warning: {warning}", file=sys.stderr)
     if not args.no_estimate:
         print(_estimate(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
     return 0

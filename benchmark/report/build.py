@@ -10,6 +10,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark.atomic import atomic_write_csv, atomic_write_text
+from benchmark.design import report_warnings
 from benchmark.errors import UserError
 from benchmark.report import figures as figs
 from benchmark.report import html, stats, tables
@@ -218,7 +219,7 @@ def _warnings(r: _Report) -> list[str]:
     mixed = mixed_environments(r.results)
     if mixed:
         out.append(mixed)
-    return out
+    return out + [f"Design: {w}." for w in report_warnings(r.results, r.config)]
 
 
 def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
