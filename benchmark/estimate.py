@@ -133,3 +133,25 @@ def cost_table(costs: list[BackboneCost], workers: int, device: torch.device, ea
         "(timing probe: a few real training steps per model here)"
     )
     return "\n".join(lines)
+
+
+def pending_cost(cfg: Experiment, runs: list[RunSpec], retry_failed: bool = False, trials: list[RunSpec] = (),
+                 undrawn: list[RunSpec] = ()) -> str:
+    """The cost table of the pending runs among `runs` and the tuning trials (decodes the images and times a few steps
+    per model): what `run --dry-run` prints and `init` writes."""
+    from benchmark.executors.local import resolve_workers
+    from benchmark.runner import check_sweep, open_sweep, pending_runs
+
+    sweep = open_sweep(cfg)
+    device = check_sweep(sweep)
+    selected = {run.run_id for run in runs}
+    planned = [run for run in sweep.runs if run.run_id in selected] + list(trials) + list(undrawn)
+    pending = [run for run in pending_runs(sweep, retry_failed) if run.run_id in selected]
+    pending += [run for run in trials if sweep.status_of(run) == "pending"] + list(undrawn)
+    if device is None:
+        from benchmark.train import resolve_device
+
+        device, workers = resolve_device("auto"), 1
+    else:
+        workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
+    return cost_table(estimate(sweep, planned, pending, device), workers, device, cfg.train.early_stopping is not None)

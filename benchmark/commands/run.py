@@ -48,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
 def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
     from benchmark.design import plan_warnings
+    from benchmark.estimate import pending_cost
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
@@ -74,28 +75,5 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     for warning in plan_warnings(cfg, sweep.prepared.folds):
         print(f"design warning: {warning}", file=sys.stderr)
     if not args.no_estimate:
-        print(_estimate(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
+        print(pending_cost(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
     return 0
-
-
-def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, undrawn: list) -> str:
-    """The cost table of the pending runs among `runs` and the trials (decodes the images and times a few steps per
-    model)."""
-    from benchmark.estimate import cost_table, estimate
-    from benchmark.executors.local import resolve_workers
-    from benchmark.runner import check_sweep, open_sweep, pending_runs
-
-    sweep = open_sweep(cfg)
-    device = check_sweep(sweep)
-    selected = {run.run_id for run in runs}
-    planned = [run for run in sweep.runs if run.run_id in selected] + trials + undrawn
-    pending = [run for run in pending_runs(sweep, retry_failed) if run.run_id in selected]
-    pending += [run for run in trials if sweep.status_of(run) == "pending"] + undrawn
-    if device is None:
-        from benchmark.train import resolve_device
-
-        device, workers = resolve_device("auto"), 1
-    else:
-        workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
-    costs = estimate(sweep, planned, pending, device)
-    return cost_table(costs, workers, device, cfg.train.early_stopping is not None)
