@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.audit.findings import RESIZE_HINT
+from benchmark.audit.findings import RESIZE_VIA
 from benchmark.data.folders import SPLIT_NAMES, FileList, scan
 from benchmark.errors import UserError
 from benchmark.protocol import DUPLICATES, ProtocolSpec, make_folds
@@ -140,11 +140,12 @@ def draft(root: Path, backbone: str = BACKBONE) -> Draft:
 
 def _mitigate(out: Draft, result: dict) -> None:
     """The audit's cues, turned into keys: a crop-size cue → resize via the smallest class's size; copies → grouped."""
-    if any(f["mitigation"] == RESIZE_HINT for f in out.findings):
+    if any(f.get("action") == RESIZE_VIA for f in out.findings):
         smallest = min(min(size) for size in out.sizes.values() if min(size) > 0)
         out.via = max(4, smallest // 4 * 4)
         out.notes.append(f"the audit found a size cue: every crop goes through {out.via} px first (the smallest class's "
-                         "median side, rounded down to a multiple of 4), so sharpness no longer tells the classes apart")
+                         "median side, rounded down to a multiple of 4), which removes the up-scaling blur cue; "
+                         "`python -m benchmark audit` on this file shows what remains")
     duplicates = result["duplicates"]["exact"]["groups"]
     if duplicates and out.layout == "folders":
         out.group_by = DUPLICATES

@@ -91,7 +91,8 @@ def _folder_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
     except ValidationError as exc:
         raise UserError(f"--folds/--seed/--group-by: {error_text(exc, ProtocolSpec)}") from None
     folds = make_folds(files, spec)
-    settings = {"image_size": args.image_size, "resize_policy": args.resize, "via": args.via, "positive": args.positive}
+    settings = {"image_size": args.image_size, "resize_policy": args.resize, "via": args.via, "positive": args.positive,
+                "group_by": args.group_by}
     return files, folds, settings, Path.cwd() / f"audit-{folder.resolve().name}"
 
 
@@ -107,6 +108,7 @@ def _config_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
         "resize_policy": data.resize.policy,
         "via": data.resize.via,
         "positive": prepared.class_names[prepared.positive] if len(prepared.class_names) == 2 else data.positive,
+        "group_by": cfg.protocol.group_by,
     }
     return prepared.files, prepared.folds, settings, Path(cfg.run.output)
 
