@@ -87,25 +87,50 @@ def run_seconds(run: RunSpec, cfg: Experiment, prepared, cost: Probe) -> float:
     return cost.setup_s + cfg.train.epochs * epoch + len(fold.test) * cost.eval_image_s
 
 
-def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
-    """Estimated cost per backbone; probes each distinct model once (with the experiment's torch threads)."""
+def run_estimates(sweep, runs: list[RunSpec], device: torch.device) -> dict[str, float]:
+    """Estimated seconds of each run on one worker; probes each distinct model once (with the experiment's threads)."""
     cfg = sweep.cfg
     try:
         numerics.enter(cfg.train.numerics, cfg.train.threads, device.type)
     except numerics.NotApplicable:  # kernels already ran natively here: the probe times native kernels
         torch.set_num_threads(numerics.effective_threads(cfg.train.numerics, cfg.train.threads) or torch.get_num_threads())
     probes: dict[tuple[str, str], Probe] = {}
+    out = {}
+    for run in runs:
+        key = _probe_key(run, len(sweep.prepared.class_names))
+        if key not in probes:
+            probes[key] = probe(run, cfg, sweep.prepared, device)
+        out[run.run_id] = run_seconds(run, cfg, sweep.prepared, probes[key])
+    return out
+
+
+def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
+    """Estimated cost per backbone of the `pending` among `runs`."""
+    seconds = run_estimates(sweep, pending, device)
     out = []
     for backbone in dict.fromkeys(run.backbone for run in runs):
         todo = [run for run in pending if run.backbone == backbone]
-        seconds = 0.0
-        for run in todo:
-            key = _probe_key(run, len(sweep.prepared.class_names))
-            if key not in probes:
-                probes[key] = probe(run, cfg, sweep.prepared, device)
-            seconds += run_seconds(run, cfg, sweep.prepared, probes[key])
-        out.append(BackboneCost(backbone, sum(run.backbone == backbone for run in runs), len(todo), seconds))
+        out.append(BackboneCost(backbone, sum(run.backbone == backbone for run in runs), len(todo),
+                                sum(seconds[run.run_id] for run in todo)))
     return out
+
+
+class Eta:
+    """Time left in a sweep: the cost estimate of the runs not finished, rescaled by how the finished ones went."""
+
+    def __init__(self, seconds: dict[str, float], workers: int):
+        self.seconds, self.workers = seconds, max(1, workers)
+        self.start, self.finished = time.perf_counter(), 0.0
+
+    def done(self, run_id: str) -> None:
+        self.finished += self.seconds.pop(run_id, 0.0)
+
+    def text(self) -> str:
+        """'≈ 4 min left (cost estimate)'; after the first finished runs, corrected by their actual pace."""
+        left = sum(self.seconds.values()) / self.workers
+        if self.finished > 0:
+            left *= (time.perf_counter() - self.start) * self.workers / self.finished
+        return f"≈ {format_duration(left)} left (cost estimate)"
 
 
 def format_duration(seconds: float) -> str:

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import methods
 from benchmark import numerics
@@ -26,6 +27,7 @@ class Sweep:
     prepared: Prepared
     runs: list[RunSpec]
     on_recorded: Callable[[dict], None] | None = None
+    eta: Any = None  # benchmark.estimate.Eta while `run` shows a time-left estimate on its bar
 
     def recorded(self, record: dict) -> None:
         """Tell the driving process's listener (the trackers) that a run was recorded."""

@@ -13,7 +13,8 @@ HELP = "run an experiment (skips finished runs, resumes interrupted ones)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="experiment YAML, e.g. experiments/quick.yaml")
+    parser.add_argument("config", metavar="CONFIG.yaml|OUTPUT_DIR",
+                        help="experiment file, e.g. experiments/quick.yaml, or its output folder (runs/<name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.epochs=10 (repeatable)")
     parser.add_argument("--only", nargs="+", default=[], metavar="KEY=VALUE",
@@ -35,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
     only = parse_only(args.only)
     if args.dry_run:
         return _dry_run(cfg, only, args)
-    counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
+    counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet,
+                       eta=not args.quiet)
     print(
         f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
         + (f", {counts['busy']} taken by another process" if counts["busy"] else "")
