@@ -271,6 +271,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     --set overrides of that run) with run.output set to the folder itself."""
     path = Path(path)
     where = str(path)
+    if path.is_dir() and resolved_config(path) is None:
+        raise UserError(f"{path}: no {RESOLVED} in this folder (expected an output folder written by `run`, or an "
+                        "experiment file)")
     raw = read_yaml(path) if resolved_config(path) is None else _from_output(path)
     cfg = validate_experiment(apply_overrides(raw, list(overrides), where), where)
     _check_combinations(cfg, where)
