@@ -83,18 +83,22 @@ def _round8(value: float) -> int:
     return int(8 * round(value / 8))
 
 
-def fitting_folds(files: FileList, group_by: str | None) -> int:
-    """The most folds (at most MAX_FOLDS) for which every fold's training, validation and test part holds every class."""
+def fitting_folds(files: FileList, group_by: str | None) -> int | None:
+    """The most folds (at most MAX_FOLDS) for which every fold's training, validation and test part holds every class;
+    None when not even 2 do."""
     for k in range(MAX_FOLDS, 1, -1):
-        spec = ProtocolSpec(folds=k, val_fraction=VAL_FRACTION, group_by=group_by)
         try:
-            make_folds(files, spec)
+            make_folds(files, ProtocolSpec(folds=k, val_fraction=VAL_FRACTION, group_by=group_by))
         except UserError:
             continue
         return k
+    return None
+
+
+def _too_few(files: FileList) -> UserError:
     counts = ", ".join(f"{n} {c}" for n, c in zip(files.class_names, np.bincount(files.labels), strict=True))
-    raise UserError(f"{files.root}: too few images per class for 2-fold cross-validation with a validation part "
-                    f"({counts}); each class needs at least about 8 images")
+    return UserError(f"{files.root}: too few images per class for 2-fold cross-validation with a validation part "
+                     f"({counts}); each class needs at least about 8 images")
 
 
 def smallest_input(backbone: str) -> int:
@@ -128,6 +132,8 @@ def draft(root: Path, backbone: str = BACKBONE) -> Draft:
     lowest = smallest_input(backbone)
     image_size = min(MAX_SIZE, max(lowest, _round8(float(np.median(sides))) if sides else lowest))
     folds = fitting_folds(files, None) if layout == "folders" else 1
+    if folds is None:
+        raise _too_few(files)
     made = make_folds(files, ProtocolSpec(folds=folds, val_fraction=VAL_FRACTION)) if layout == "folders" else \
         make_folds(files, ProtocolSpec(kind="fixed"))
     result = run_audit(files, made, image_size, "stretch", None, positive, trees=AUDIT_TREES)
@@ -148,8 +154,13 @@ def _mitigate(out: Draft, result: dict) -> None:
                          "`python -m benchmark audit` on this file shows what remains")
     duplicates = result["duplicates"]["exact"]["groups"]
     if duplicates and out.layout == "folders":
-        out.group_by = DUPLICATES
-        out.folds = fitting_folds(out.files, DUPLICATES)
+        grouped = fitting_folds(out.files, DUPLICATES)
+        if grouped is None:
+            out.notes.append(f"{duplicates} group(s) of byte-identical files, but keeping each group in one part "
+                             "(protocol.group_by: duplicates) leaves some validation part without a class at any fold "
+                             "count: delete the copies instead (audit.json of `audit` lists them)")
+            return
+        out.group_by, out.folds = DUPLICATES, grouped
         out.notes.append(f"{duplicates} group(s) of byte-identical files: each group stays in one part of every fold")
 
 
@@ -176,7 +187,7 @@ def render(d: Draft, cost: str, warnings: list[str], backbone: str = BACKBONE) -
     for f in d.findings or [{"severity": "info", "message": "no problems found.", "mitigation": None}]:
         head += _comment_lines(f"{f['severity'].upper()}: {f['message']}")
     for note in d.notes:
-        head += _comment_lines(f"Mitigation on: {note}.")
+        head += _comment_lines(f"Mitigation: {note}.")
     smallest = names[int(np.argmin(d.counts))]
     binary = d.positive is not None
     positive = (f"  positive: {d.positive}                # F1 is that of the rarer class ({d.positive})"

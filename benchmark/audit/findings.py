@@ -72,6 +72,9 @@ def _resize_advice(settings: dict) -> tuple[str, str | None]:
 
 def _consequence(key: str, kind: str, settings: dict) -> tuple[str, str | None, str | None]:
     """What a shortcut of this feature set means for a model, what to do, and what to switch on."""
+    if key == "input":  # reported only when sharpness alone is not (as) telling: colour or contrast carry the cue
+        return (SHORTCUT_EFFECT, "the input's colour or contrast differs between the classes (sharpness alone tells "
+                f"them apart less well): check the lighting and camera per class, and {FLOOR_HINT}", None)
     if kind == "input":
         return (SHORTCUT_EFFECT, *_resize_advice(settings))
     if key == "format":
