@@ -41,7 +41,7 @@ def small_validation(n_val: int) -> str | None:
 
 def last_epoch_runs(results: pd.DataFrame, epochs: int | None, select_by: str | None) -> str | None:
     """Runs whose selected epoch is the last one trained (without early stopping): still improving, under-trained."""
-    if select_by == "last" or not epochs or epochs < 2 or "selected_epoch" not in results:
+    if select_by == "last" or not epochs or epochs < 2 or not {"selected_epoch", "status"} <= set(results):
         return None
     done = results[results["status"] == "done"]
     selected = pd.to_numeric(done["selected_epoch"], errors="coerce")
@@ -95,11 +95,13 @@ def flat_cams(backbones: Iterable[str], image_size: int) -> str | None:
             "that leaves at least 2×2 (ResNets, GoogLeNet, Swin: 33 px or more; 64 px gives 2×2, 96 px 3×3)")
 
 
-def plan_warnings(cfg, folds: list) -> list[str]:
-    """Design warnings before anything runs: folds, validation size, CAM flatness."""
+def plan_warnings(cfg, folds: list, records: list[dict] = ()) -> list[str]:
+    """Design warnings before anything (more) runs: folds, validation size, CAM flatness, and the last-epoch runs among
+    the `records` already in the output folder."""
     blocks = cfg.protocol.folds * cfg.protocol.repeats if cfg.protocol.kind == "kfold" else 1
     n_val = min((len(f.val) for f in folds), default=0)
-    found = [few_folds(blocks), small_validation(n_val), flat_cams(cfg.backbone_names(), cfg.data.image_size)]
+    trained = last_epoch_runs(pd.DataFrame(list(records)), cfg.train.epochs, cfg.protocol.select_by) if records else None
+    found = [few_folds(blocks), small_validation(n_val), trained, flat_cams(cfg.backbone_names(), cfg.data.image_size)]
     return [w for w in found if w]
 
 

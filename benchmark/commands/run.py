@@ -74,7 +74,7 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
         line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
                  f"{len(undrawn)} drawn once the trials before them finish)")
     print(line, file=sys.stderr)
-    for warning in plan_warnings(cfg, sweep.prepared.folds):
+    for warning in plan_warnings(cfg, sweep.prepared.folds, sweep.store.current_records()[0]):
         print(f"design warning: {warning}", file=sys.stderr)
     if not args.no_estimate:
         print(pending_cost(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)
