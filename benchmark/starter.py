@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.audit.findings import RESIZE_VIA
+from benchmark.audit.findings import GROUP_DUPLICATES, RESIZE_VIA
 from benchmark.data.folders import SPLIT_NAMES, FileList, scan
 from benchmark.errors import UserError
 from benchmark.protocol import DUPLICATES, ProtocolSpec, make_folds
@@ -114,8 +114,8 @@ def smallest_input(backbone: str) -> int:
     return MAX_SIZE
 
 
-def draft(root: Path, backbone: str = BACKBONE) -> Draft:
-    """Scan and audit `root`; the choices for its experiment file."""
+def draft(root: Path, backbone: str = BACKBONE, name: str | None = None) -> Draft:
+    """Scan and audit `root`; the choices for its experiment file (named `name`, default: after the folder)."""
     from benchmark.audit import run_audit
 
     root = Path(root)
@@ -137,7 +137,7 @@ def draft(root: Path, backbone: str = BACKBONE) -> Draft:
     made = make_folds(files, ProtocolSpec(folds=folds, val_fraction=VAL_FRACTION)) if layout == "folders" else \
         make_folds(files, ProtocolSpec(kind="fixed"))
     result = run_audit(files, made, image_size, "stretch", None, positive, trees=AUDIT_TREES)
-    out = Draft(experiment_name(root), root, layout, files, counts, positive,
+    out = Draft(name or experiment_name(root), root, layout, files, counts, positive,
                 "val_f1" if binary else "val_macro_f1", image_size, folds, sizes, formats,
                 findings=result["findings"])
     _mitigate(out, result)
@@ -184,8 +184,11 @@ def render(d: Draft, cost: str, warnings: list[str], backbone: str = BACKBONE) -
     head = [f"# Drafted by `python -m benchmark init {d.root}`: every key below is a choice; change any of them.",
             *_comment_lines(f"Found {len(d.files.files)} images in {len(names)} classes ({d.layout} layout): {classes}."),
             "#", "# The quick audit (python -m benchmark audit THIS_FILE for the full one):"]
+    applied = {RESIZE_VIA: d.via is not None, GROUP_DUPLICATES: d.group_by is not None}
     for f in d.findings or [{"severity": "info", "message": "no problems found.", "mitigation": None}]:
         head += _comment_lines(f"{f['severity'].upper()}: {f['message']}")
+        if f["mitigation"] and not applied.get(f.get("action"), False):
+            head += _comment_lines(f"  what to do: {f['mitigation']}.")
     for note in d.notes:
         head += _comment_lines(f"Mitigation: {note}.")
     smallest = names[int(np.argmin(d.counts))]

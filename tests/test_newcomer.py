@@ -58,7 +58,7 @@ def test_init_drafts_a_file_that_fits_the_folder(tmp_path):
     if k < 5:  # the most that work: one more fold leaves some part without a class
         with pytest.raises(UserError):
             make_folds(files, ProtocolSpec(folds=k + 1, val_fraction=0.15, group_by="duplicates"))
-    assert cfg.data.image_size >= 8 and cfg.backbones == ["tiny_cnn"]
+    assert cfg.data.image_size >= 8 and cfg.backbones == ["tiny_cnn"] and cfg.name == "drafted"
     assert "# Cost here" in text and "pending of" in text and "CPU-worker-hours" in text
     assert "WARNING" in text or "CAUTION" in text  # the audit's findings are in the header
 

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR",
                         help="a folder with one sub-folder of images per class (or train/ validation/ test/ with them)")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
-                        help="the experiment file to write (default: ./<folder name>.yaml); never overwritten")
+                        help="the experiment file to write (default: ./<folder name>.yaml); never overwritten; its name "
+                             "(without .yaml) names the experiment: runs/<name>, reports/<name>")
     parser.add_argument("--backbone", default="resnet18", metavar="NAME",
                         help="the backbone to write (default resnet18, the paper's; small_cnn trains ~10x faster on a CPU)")
     parser.add_argument("--no-estimate", action="store_true", help="skip the timing probe (the cost comment)")
@@ -33,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
 
     if not args.backbone.startswith("timm:") and args.backbone not in methods.list_backbones("*"):
         raise UserError(f"init: --backbone {args.backbone!r}: {unknown_name_hint(args.backbone, methods.list_backbones('*'))}")
-    found = draft(args.data_dir, args.backbone)
+    found = draft(args.data_dir, args.backbone, experiment_name(path.with_suffix("")) if args.output else None)
     cost, warnings = price(render(found, "", [], args.backbone), not args.no_estimate)
     write_new(path, render(found, cost, warnings, args.backbone))
     print(f"wrote {path}: {len(found.files.files)} images, {len(found.counts)} classes, {found.folds} folds, "
@@ -41,5 +42,8 @@ def main(args: argparse.Namespace) -> int:
           + (f", resize via {found.via}" if found.via else "") + (f", group_by {found.group_by}" if found.group_by else ""))
     for line in cost.splitlines()[-1:]:
         print(f"cost here: {line}")
+    if not args.no_estimate and args.backbone != "small_cnn":
+        print("too long for a first look? draft another file with --backbone small_cnn (a CPU-sized CNN), or lower "
+              "train.epochs in this one")
     print(f"next: python -m benchmark run {path} && python -m benchmark report {path}")
     return 0
