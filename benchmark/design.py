@@ -22,9 +22,12 @@ def few_folds(blocks: int) -> str | None:
     """Fewer than MIN_BLOCKS paired blocks: the 95% interval's t quantile, and what to do."""
     if blocks >= MIN_BLOCKS:
         return None
+    if blocks < 2:
+        return ("a single train/test split: no paired folds, so no interval or test of a difference between methods; "
+                "pool the parts (data.layout: folders) and use protocol.kind: kfold with 5 folds or more")
     from scipy.stats import t
 
-    quantile = float(t.ppf(0.975, max(1, blocks - 1)))
+    quantile = float(t.ppf(0.975, blocks - 1))
     return (f"{blocks} paired fold(s): a difference's 95% interval uses t = {quantile:.2f} ({blocks - 1} degrees of "
             f"freedom, {quantile / 1.96:.1f}× the normal 1.96) on top of the fold-to-fold spread, so the interval is wide and "
             f"only large differences show; use protocol.folds: {MIN_BLOCKS} or more (or protocol.repeats)")

@@ -23,6 +23,7 @@ BACKBONE = "resnet18"  # the paper's ResNet
 MAX_SIZE = 128  # the largest input init proposes: keeps a first CPU sweep short
 MAX_FOLDS = 5
 VAL_FRACTION = 0.15
+SIZE_RATIO = 1.25  # class median sides this far apart: the crops' size (and up-scaling blur) can be a cue
 AUDIT_TREES = 50  # the quick audit: half the shortcut check's usual forest
 METHODS = ("ce", "{name: alpha_js, alpha: 0.5}", "{name: label_smoothing, epsilon: 0.1}")
 
@@ -146,9 +147,11 @@ def draft(root: Path, backbone: str = BACKBONE, name: str | None = None) -> Draf
 
 def _mitigate(out: Draft, result: dict) -> None:
     """The audit's cues, turned into keys: a crop-size cue → resize via the smallest class's size; copies → grouped."""
-    if any(f.get("action") == RESIZE_VIA for f in out.findings):
-        smallest = min(min(size) for size in out.sizes.values() if min(size) > 0)
-        out.via = max(4, smallest // 4 * 4)
+    sides = [min(size) for size in out.sizes.values() if min(size) > 0]
+    differ = bool(sides) and max(sides) >= SIZE_RATIO * min(sides)  # a cue resizing through one size can remove
+    via = max(4, min(sides) // 4 * 4) if sides else out.image_size
+    if differ and via < out.image_size and any(f.get("action") == RESIZE_VIA for f in out.findings):
+        out.via = via
         out.notes.append(f"the audit found a size cue: every crop goes through {out.via} px first (the smallest class's "
                          "median side, rounded down to a multiple of 4), which removes the up-scaling blur cue; "
                          "`python -m benchmark audit` on this file shows what remains")

@@ -137,7 +137,7 @@ def test_list_experiments_and_report_side_by_side(finished, tmp_path, capsys, mo
 
 def test_design_warnings_thresholds():
     assert few_folds(5) is None and "t = 4.30" in few_folds(3)  # t(0.975, 2 df) = 4.303 (tables)
-    assert "t = 12.71" in few_folds(2)
+    assert "t = 12.71" in few_folds(2) and "a single train/test split" in few_folds(1)
     assert small_validation(50) is None and "steps of 8.3 pp" in small_validation(12)
     results = pd.DataFrame({"status": ["done"] * 10, "selected_epoch": [12, 12, 5, 7, 8, 9, 10, 11, 3, 4],
                             "epochs_run": [12] * 10})

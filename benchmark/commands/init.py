@@ -37,7 +37,8 @@ def main(args: argparse.Namespace) -> int:
     found = draft(args.data_dir, args.backbone, experiment_name(path.with_suffix("")) if args.output else None)
     cost, warnings = price(render(found, "", [], args.backbone), not args.no_estimate)
     write_new(path, render(found, cost, warnings, args.backbone))
-    print(f"wrote {path}: {len(found.files.files)} images, {len(found.counts)} classes, {found.folds} folds, "
+    folds = f"{found.folds} folds" if found.layout == "folders" else "its own train/validation/test split"
+    print(f"wrote {path}: {len(found.files.files)} images, {len(found.counts)} classes, {folds}, "
           f"select_by {found.select_by}, image_size {found.image_size}"
           + (f", resize via {found.via}" if found.via else "") + (f", group_by {found.group_by}" if found.group_by else ""))
     for line in cost.splitlines()[-1:]:
