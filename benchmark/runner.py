@@ -188,7 +188,10 @@ def _eta(sweep: Sweep, todo: list[RunSpec], executor: Executor):
     if not isinstance(executor, LocalExecutor) or len(todo) < 2:
         return None
     workers = executor.workers(len(todo))
-    eta = Eta(run_estimates(sweep, todo, executor.device), workers)
+    try:
+        eta = Eta(run_estimates(sweep, todo, executor.device), workers)
+    except Exception:  # noqa: BLE001 - a method that fails in the probe fails in its runs, recorded there
+        return None
     print(f"estimate: ≈ {format_duration(sum(eta.seconds.values()) / workers)} wall with {workers} worker(s) "
           "(a few timed steps per model; the bar corrects it by the pace of the finished runs)", file=sys.stderr)
     return eta

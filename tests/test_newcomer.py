@@ -111,7 +111,7 @@ def test_status_takes_the_output_folder_and_shows_resumes(finished, capsys):
 def test_list_experiments_and_report_side_by_side(finished, tmp_path, capsys, monkeypatch):
     other = write_config(tmp_path / "exp2" / "exp.yaml", finished.parent.parent / "data", name="second",
                          protocol={"folds": 2, "val_fraction": 0.3, "seed": 1})
-    run_sweep(load_config(other, ["methods=[{name: focal, gamma: 2.0}]"]), show_progress=False)
+    run_sweep(load_config(other, ["methods=[{name: focal, gamma: 2.0825030551671313}]"]), show_progress=False)
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -132,6 +132,10 @@ def test_list_experiments_and_report_side_by_side(finished, tmp_path, capsys, mo
     assert ce.split("|")[4].strip() == "-" and focal.split("|")[2].strip() == "-"  # each only in its own experiment
     perf = pd.read_csv(tmp_path / "reports" / "t" / "tables" / "performance.csv", dtype=str)
     assert perf.iloc[0, 1] in ce
+    assert "| focal(gamma=2.083) " in focal  # shown to 4 significant digits; the records keep every digit
+    kept = pd.read_csv(runs / "second" / "results.csv")["method_label"]
+    assert list(kept.unique()) == ["focal(gamma=2.0825030551671313)"]
+    assert "focal(gamma=2.0825030551671313)" in (tmp_path / "reports" / "second" / "results.csv").read_text()
     assert cli(["report", "runs/t", "runs/second", "--out", "x"]) == 2 and not (tmp_path / "x").exists()
 
 

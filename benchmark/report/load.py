@@ -11,7 +11,7 @@ import yaml
 
 from benchmark.config import output_of
 from benchmark.errors import UserError
-from benchmark.report.columns import METRICS, PAIR_KEYS, short_labels
+from benchmark.report.columns import METRICS, PAIR_KEYS
 from benchmark.store import load_epochs, load_results
 
 REQUIRED = ["run_id", "method", "method_label", "backbone", "fold", "repeat", "seed", "status"]
@@ -47,7 +47,6 @@ def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     results["status"] = results["status"].fillna("failed").astype(str)
     for column in ("method", "method_label", "backbone"):
         results[column] = results[column].astype(str)
-    results["method_label"] = short_labels(results["method_label"])
     results.attrs["added_columns"] = added
     return results, load_epochs(output_dir)
 
