@@ -137,7 +137,8 @@ def draft(root: Path, backbone: str = BACKBONE, name: str | None = None) -> Draf
         raise _too_few(files)
     made = make_folds(files, ProtocolSpec(folds=folds, val_fraction=VAL_FRACTION)) if layout == "folders" else \
         make_folds(files, ProtocolSpec(kind="fixed"))
-    result = run_audit(files, made, image_size, "stretch", None, positive, trees=AUDIT_TREES)
+    result = run_audit(files, made, image_size, "stretch", None, positive, fixed_split=layout == "split",
+                       trees=AUDIT_TREES)
     out = Draft(name or experiment_name(root), root, layout, files, counts, positive,
                 "val_f1" if binary else "val_macro_f1", image_size, folds, sizes, formats,
                 findings=result["findings"])

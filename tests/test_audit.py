@@ -252,6 +252,10 @@ def test_advice_leaves_out_what_the_experiment_already_does(tmp_path, messy):
                                                 trees=TREES)["findings"]}
     assert grouped["exact-duplicates"]["mitigation"] is None and grouped["exact-duplicates"]["severity"] == "info"
     assert "set protocol.group_by" not in grouped["leakage"]["mitigation"]
+    fixed = {f["topic"]: f for f in run_audit(files, [split], image_size=32, fixed_split=True,
+                                              trees=TREES)["findings"]}
+    for topic in ("leakage", "exact-duplicates"):  # a folder's own parts: grouping cannot apply, deleting can
+        assert "all but one part" in fixed[topic]["mitigation"] and fixed[topic]["action"] is None
 
 
 def test_advice_names_only_options_the_tool_has():

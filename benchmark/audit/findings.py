@@ -35,6 +35,10 @@ def _finding(severity: str, topic: str, message: str, mitigation: str | None = N
     return {"severity": severity, "topic": topic, "message": message, "mitigation": mitigation, "action": action}
 
 
+FIXED_HINT = ("the parts are the folder's own train/ validation/ test/ (protocol.group_by applies to k-fold only): "
+              "delete the copies from all but one part (audit.json lists them)")
+
+
 def _grouped(settings: dict) -> bool:
     return settings.get("group_by") == "duplicates"
 
@@ -164,7 +168,9 @@ def _duplicate_findings(duplicates: dict, settings: dict) -> list[dict]:
         per_class = ", ".join(f"{k} {v}" for k, v in exact["redundant_per_class"].items())
         message = (f"{exact['files']} files are byte-identical copies in {exact['groups']} group(s): "
                    f"{exact['redundant_copies']} redundant copies ({per_class}).")
-        if _grouped(settings):
+        if settings.get("fixed_split"):
+            out.append(_finding(CAUTION, "exact-duplicates", message, FIXED_HINT))
+        elif _grouped(settings):
             out.append(_finding(INFO, "exact-duplicates", message + " protocol.group_by: duplicates keeps each group "
                                 "in one part of every fold."))
         else:
@@ -185,7 +191,9 @@ def _duplicate_findings(duplicates: dict, settings: dict) -> list[dict]:
 def _leak_findings(leakage: dict, settings: dict) -> list[dict]:
     if not leakage.get("available") or not leakage["total_leaked"]:
         return []
-    if _grouped(settings):
+    if settings.get("fixed_split"):
+        advice, action = FIXED_HINT, None
+    elif _grouped(settings):
         advice, action = ("byte-identical copies are already kept together (protocol.group_by: duplicates); what leaks "
                           "are near-identical copies: delete them (audit.json lists every pair)"), None
     else:

@@ -110,6 +110,7 @@ def _config_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
         "via": data.resize.via,
         "positive": prepared.class_names[prepared.positive] if len(prepared.class_names) == 2 else data.positive,
         "group_by": cfg.protocol.group_by,
+        "fixed_split": cfg.protocol.kind == "fixed",
     }
     return prepared.files, prepared.folds, settings, Path(cfg.run.output)
 
