@@ -152,6 +152,9 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
 
 
 def read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise UserError(f"{path} is a folder without {RESOLVED}; give the experiment file (e.g. experiments/quick.yaml) "
+                        "or an output folder that `run` wrote (runs/<name>)")
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
     size = path.stat().st_size
@@ -282,3 +285,18 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     cfg = cfg.replace(data=data, run=run)
     _check_output_outside_data(cfg, where)
     return cfg.located(where, path.parent.resolve())
+
+
+def with_overrides(cfg: Experiment, overrides: dict[str, Any]) -> Experiment:
+    """A copy of the config with dotted train.* keys replaced, validated like `--set` (an int for a float key becomes
+    that float)."""
+    if not overrides:
+        return cfg
+    raw = cfg.model_dump()
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return validate_experiment(raw, cfg.source).located(cfg.source, cfg.folder)

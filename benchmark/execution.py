@@ -10,11 +10,12 @@ import pandas as pd
 import torch
 
 from benchmark import numerics
+from benchmark.config import with_overrides
 from benchmark.crash import crash_point
 from benchmark.plan import RunSpec
+from benchmark.record import RunRecord, method_label
 from benchmark.sweep import Sweep
 from benchmark.train import train_run
-from benchmark.tune.space import with_overrides
 from benchmark.tune.studies import tune_metric
 
 
@@ -28,35 +29,22 @@ def _environment(mode: str, device: str) -> dict | None:
     return numerics.state(mode, kind)
 
 
-def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> dict:
-    params = run.method_params
-    label = run.method if not params else f"{run.method}({', '.join(f'{k}={v}' for k, v in params.items())})"
-    record = {
-        "experiment": run.experiment,
-        "run_id": run.run_id,
-        "method": run.method,
-        "method_params": dict(params),
-        "method_label": label,
-        **{f"param_{k}": v for k, v in params.items()},
-        "backbone": run.backbone,
-        "fold": run.fold,
-        "repeat": run.repeat,
-        "seed": run.seed,
-        "task_classes": list(sweep.prepared.class_names),
-        "positive": sweep.prepared.class_names[sweep.prepared.positive],
-        "status": status,
-        "error": error,
-    }
+def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wall: float, device: str) -> RunRecord:
+    """The run's record, done (with `result`) or failed (`error`, result None)."""
+    names = list(sweep.prepared.class_names)
+    fields: dict = {}
     if run.trial is not None:
-        record.update(tune_trial=run.trial, tune_budget=run.tune_budget, tune_params=dict(run.tune_values),
-                      tune_metric=tune_metric(sweep.cfg, sweep.prepared.class_names),
-                      **{f"set_{k}": v for k, v in run.overrides.items()})
+        fields.update(tune_trial=run.trial, tune_budget=run.tune_budget, tune_params=dict(run.tune_values),
+                      tune_metric=tune_metric(sweep.cfg, names), overrides=dict(run.overrides))
     if result is not None:
-        record.update({f"test_{k}": v for k, v in result.test.items()})
-        record.update({f"val_{k}": v for k, v in result.val.items() if k != "confusion"})
-        record.update(selected_epoch=result.selected_epoch, epochs_run=result.epochs_run,
+        fields.update(test=dict(result.test), val={k: v for k, v in result.val.items() if k != "confusion"},
+                      selected_epoch=result.selected_epoch, epochs_run=result.epochs_run,
                       n_train=result.n_train, n_val=result.n_val, n_test=result.n_test)
-    record.update(
+    return RunRecord(
+        experiment=run.experiment, run_id=run.run_id, method=run.method, method_params=dict(run.method_params),
+        method_label=method_label(run.method, run.method_params), backbone=run.backbone, fold=run.fold,
+        repeat=run.repeat, seed=run.seed, task_classes=names, positive=names[sweep.prepared.positive],
+        status=status, error=error, **fields,
         resolved_config=run.resolved,
         dataset_fingerprint=sweep.prepared.dataset_fingerprint,
         folds_fingerprint=sweep.prepared.folds_fingerprint,
@@ -68,11 +56,10 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
         wall_time_s=round(wall, 3),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    return record
 
 
 def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
-                     show_progress: bool | str = True) -> tuple[dict, pd.DataFrame | None]:
+                     show_progress: bool | str = True) -> tuple[RunRecord, pd.DataFrame | None]:
     """Train one run (resuming from its checkpoints), write its predictions (or, when it fails, its traceback) and
     return its record and epoch history; writes no record."""
     run_dir = sweep.store.run(run.run_id)
@@ -90,22 +77,22 @@ def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
         backbone=run.backbone, fold=run.fold, repeat=run.repeat, seed=run.seed,
     )
     record = make_record(sweep, run, "done", "", result, time.perf_counter() - tick, str(device))
-    history.insert(0, "method_label", record["method_label"])
+    history.insert(0, "method_label", record.method_label)
     return record, history
 
 
-def save_result(sweep: Sweep, record: dict, history: pd.DataFrame | None) -> None:
+def save_result(sweep: Sweep, record: RunRecord, history: pd.DataFrame | None) -> None:
     """Write a finished run: its epochs.csv, then its record (the commit point), then drop its resume checkpoint."""
-    run_dir = sweep.store.run(record["run_id"])
+    run_dir = sweep.store.run(record.run_id)
     if history is not None:
         run_dir.write_epochs(history)
     run_dir.write_record(record)
     crash_point("recorded")
-    if record["status"] == "done":
+    if record.status == "done":
         run_dir.drop_last()
 
 
-def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool | str = True) -> dict:
+def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool | str = True) -> RunRecord:
     """Train one run and write its record (done or failed). The caller holds the run's lease."""
     record, history = train_and_record(sweep, run, device, show_progress)
     save_result(sweep, record, history)

@@ -5,9 +5,11 @@ Loading, `--set` overrides, the one-line error messages and path resolution live
 
 from __future__ import annotations
 
+import itertools
 import re
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -23,6 +25,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 TRACKERS = ("mlflow", "tensorboard")
 SAMPLERS = ("tpe", "random", "grid")
 SEED_MAX = 2**32 - 1  # NumPy and scikit-learn take seeds in 0..2**32-1
+# The bounds the code relies on live in the models below (and in these constants): the config, --set and tune.space
+# are all validated against them, and the code downstream trusts them (tests/test_config.py walks them).
+MIN_BATCH_SIZE = 2  # batch norm cannot train on one image
 
 
 def checked(check: Callable[[Any], str | None]) -> AfterValidator:
@@ -113,7 +118,46 @@ def _space_check(value: dict) -> str | None:
     return None
 
 
+def _name_check(value: str) -> str | None:
+    """A name is a file name of its own: it names runs/<name> and reports/<name>, and must not leave them."""
+    if value in ("", ".", "..") or "/" in value or "\\" in value or not value.isprintable():
+        return "must be a plain name: not empty, '.' or '..', without / or \\ or control characters, e.g. solder-5class"
+    return None
+
+
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One entry of `methods:`: a name, or {name, PARAM: value | [grid values]}. `params` keeps the entry's order;
+    a list value is a grid (every value is a run), any other value is fixed."""
+
+    index: int
+    name: str
+    params: dict[str, Any]
+
+    @classmethod
+    def parse(cls, index: int, entry: str | dict) -> MethodEntry:
+        if isinstance(entry, str):
+            return cls(index, entry, {})
+        return cls(index, entry["name"], {k: v for k, v in entry.items() if k != "name"})
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The parameters that are not grids (what a tuning study starts from)."""
+        return {k: v for k, v in self.params.items() if not isinstance(v, list)}
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid point: the parameters of one run each (as given, not yet resolved by the method)."""
+        grids = [v if isinstance(v, list) else [v] for v in self.params.values()]
+        return [dict(zip(self.params, values)) for values in itertools.product(*grids)]
+
+
+def macro_headline(n_classes: int, positive: str | None) -> bool:
+    """More than two classes and no data.positive: macro-F1 is the headline and the default selection score, not the F1
+    of whichever class sorts second."""
+    return n_classes > 2 and positive is None
 
 
 class Section(BaseModel):
@@ -159,7 +203,8 @@ class Protocol(Section):
         None, description="regex on file names (first group = group id), or 'duplicates'")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="carved from each training part, for model selection")
     select_by: Literal["val_f1", "val_accuracy", "val_macro_f1", "val_loss", "last"] = Field(
-        "val_f1", description="which epoch's model is tested")
+        "val_f1", description="which epoch's model is tested (default: val_f1; val_macro_f1 for more than two classes "
+        "without data.positive)")
     seed: Seed = Field(42, description="seed of the splits")
 
 
@@ -182,7 +227,8 @@ class EarlyStopping(Section):
 
 class Train(Section):
     epochs: int = Field(100, ge=1, description="training epochs")
-    batch_size: int = Field(64, ge=1, description="training batch size")
+    batch_size: int = Field(64, ge=MIN_BATCH_SIZE, description="training batch size (a batch of 1 image cannot train "
+                            "batch norm; a last batch of 1 is dropped)")
     eval_batch_size: int = Field(256, ge=1, description="evaluation batch size (changes the last bits of losses)")
     optimizer: Optimizer = Field(default_factory=Optimizer, description="the optimizer")
     scheduler: Scheduler | None = Field(None, description="null: constant learning rate; {}: cosine")
@@ -231,7 +277,8 @@ class Run(Section):
 class Experiment(Section):
     """A whole experiment file; `source` and `folder` say where it was read from (error messages, relative paths)."""
 
-    name: str = Field(description="experiment name (used for output and report folders)")
+    name: Annotated[str, checked(_name_check)] = Field(
+        description="experiment name (used for output and report folders): a plain name, no path separators")
     plugins: list = Field(default_factory=list, description="modules or .py files that register more methods")
     data: Data = Field(description="the images and how they are read")
     protocol: Protocol = Field(default_factory=Protocol, description="the folds every run shares")
@@ -270,8 +317,12 @@ class Experiment(Section):
     def backbone_names(self) -> list[str]:
         return [b if isinstance(b, str) else b["name"] for b in self.backbones]
 
+    def method_entries(self) -> list[MethodEntry]:
+        """`methods:` parsed into typed entries (the one parser of a method entry)."""
+        return [MethodEntry.parse(i, entry) for i, entry in enumerate(self.methods)]
+
     def method_names(self) -> list[str]:
-        return [m if isinstance(m, str) else m["name"] for m in self.methods]
+        return [entry.name for entry in self.method_entries()]
 
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}

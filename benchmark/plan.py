@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import methods
+from benchmark.config import with_overrides
 from benchmark.data.digests import file_digest
 from benchmark.errors import UserError, brief, did_you_mean, safe_name
-from benchmark.experiment import Experiment
+from benchmark.experiment import Experiment, MethodEntry
 from benchmark.numerics import effective_threads
 
 
@@ -47,24 +48,28 @@ NON_SEMANTIC = {
 }
 
 
-def expand_methods(entries: list, where: str) -> list[tuple[str, dict]]:
-    """Each entry is a name or {name, param: value | [grid values]}; returns (name, params) per grid point.
+def method_params(name: str, params: dict) -> dict:
+    """A run's method parameters: the method's own coerced values with defaults filled in, sorted (`beta: 1` ≡
+    `beta: 1.0`, `focal` ≡ `{name: focal, gamma: 2}`), so one computation has one run id. Fixed runs and tuning
+    trials alike get theirs here."""
+    return dict(sorted(methods.resolve_params(name, params).items()))
 
-    The params are the method's own coerced values with defaults filled in (`beta: 1` ≡ `beta: 1.0`, `focal` ≡
-    `{name: focal, gamma: 2}`), so one computation has one run id; repeated points are dropped.
-    """
+
+def expand_methods(entries: list[MethodEntry], where: str) -> list[tuple[str, dict]]:
+    """(name, params) per grid point of each entry (each point built once, so the method's own range checks run);
+    repeated points are dropped."""
     out = []
-    for i, entry in enumerate(entries):
-        name, params = (entry, {}) if isinstance(entry, str) else (entry["name"], {k: v for k, v in entry.items() if k != "name"})
-        keys = list(params)
-        grids = [params[k] if isinstance(params[k], list) else [params[k]] for k in keys]
-        for values in itertools.product(*grids):
-            point = dict(zip(keys, values))
+    for entry in entries:
+        empty = [k for k, v in entry.params.items() if isinstance(v, list) and not v]
+        if empty:
+            raise UserError(f"{where}: methods[{entry.index}].{safe_name(empty[0])}: an empty list is a grid of no "
+                            "values and would plan no run; give at least one value")
+        for point in entry.points():
             try:
-                resolved = methods.build(name, **point).hparams
+                methods.build(entry.name, **point)
             except UserError as exc:
-                raise UserError(f"{where}: methods[{i}]: {exc}") from None
-            out.append((name, dict(sorted(resolved.items()))))
+                raise UserError(f"{where}: methods[{entry.index}]: {exc}") from None
+            out.append((entry.name, method_params(entry.name, point)))
     return _unique(out, key=lambda item: (item[0], json.dumps(item[1], sort_keys=True)))
 
 
@@ -128,8 +133,6 @@ def run_id_for(resolved: dict) -> str:
 
 def shared_identity(cfg: Experiment, dataset_fingerprint: str, overrides: dict | None = None) -> dict:
     """What every run of the config shares in its id: the semantic config (with a trial's train.* overrides)."""
-    from benchmark.tune.space import with_overrides
-
     return semantic_config(with_overrides(cfg, overrides or {})) | {"dataset_fingerprint": dataset_fingerprint}
 
 
@@ -155,7 +158,7 @@ def make_run(cfg: Experiment, shared: dict, method: str, params: dict, backbone:
 def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, int]]) -> list[RunSpec]:
     """All fixed runs of the experiment, in a stable order; folds is the list of (repeat, fold) pairs."""
     where = cfg.source
-    method_points = expand_methods(cfg.methods, where)
+    method_points = expand_methods(cfg.method_entries(), where)
     backbones = expand_backbones(cfg.backbones, where, cfg.folder)
     shared = shared_identity(cfg, dataset_fingerprint)
     runs = [
@@ -168,10 +171,18 @@ def plan_runs(cfg: Experiment, dataset_fingerprint: str, folds: list[tuple[int, 
 
 
 def parse_only(terms: list[str]) -> dict[str, set[str]]:
-    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas)."""
+    """`method=alpha_js backbone=resnet18 fold=0` -> filters (several values: repeat the key or use commas;
+    `method=ce,fold=0` reads as `method=ce fold=0`)."""
     allowed = ("method", "backbone", "fold", "repeat", "seed", "run_id")
     filters: dict[str, set[str]] = {}
+    split = []
     for term in terms:
+        for piece in term.split(","):
+            if "=" in piece or not split:
+                split.append(piece)
+            else:
+                split[-1] += "," + piece
+    for term in split:
         key, _, value = term.partition("=")
         if key not in allowed or not value:
             raise UserError(f"--only {term!r}: expected KEY=VALUE with KEY one of {', '.join(allowed)}{did_you_mean(key, list(allowed))}")

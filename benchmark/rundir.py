@@ -12,20 +12,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 
 from benchmark.atomic import atomic_path, atomic_write_csv, atomic_write_text, remove_temp_files
+from benchmark.record import RunRecord, json_default, parse_record
 
 RECORD, EPOCHS, PREDICTIONS = "record.json", "epochs.csv", "predictions.csv"
 LAST, BEST, ERROR, LEASE = "last.pt", "best.pt", "error.txt", "lease.json"
-RECORD_KEYS = ("run_id", "method", "method_label", "backbone", "fold", "repeat", "seed", "status")
-STATUSES = ("done", "failed")
 EPOCH_KEYS = ("run_id", "epoch")
-# Record fields holding a JSON object or list; records written before the structured format hold them as JSON text.
-STRUCTURED = ("method_params", "task_classes", "versions", "tune_params", "environment")
 # What becomes of a run when one of its files is damaged (see docs/results-schema.md, "Damaged files").
 DAMAGE_EFFECT = {
     RECORD: "the run counts as pending and is trained again",
@@ -59,47 +55,21 @@ def warn_damaged(path: Path, problem: str) -> None:
     warn(f"{path}: {problem}; {DAMAGE_EFFECT[path.name]} (`run` moves the file aside)")
 
 
-def structured(record: dict) -> dict:
-    """The record with `method_params`, `task_classes` and `versions` as JSON values, whichever format it was
-    written in (older records hold them as JSON text; text that is not JSON is kept as it is)."""
-    out = dict(record)
-    for key in STRUCTURED:
-        if isinstance(out.get(key), str):
-            try:
-                out[key] = json.loads(out[key])
-            except ValueError:
-                pass
-    return out
-
-
-def json_default(value: Any) -> Any:
-    """NumPy scalars and arrays as Python values, anything else as its text."""
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def read_record_file(path: Path) -> tuple[dict | None, str]:
-    """The record in `path` (structured, see `structured`) and '' when it is a whole one (a JSON object for the run of
-    its folder, with the identity keys and status done or failed); else None and what is wrong ('' when no file)."""
+def read_record_file(path: Path) -> tuple[RunRecord | None, str]:
+    """The record in `path` and '' when it is a whole one (a `RunRecord` of the run of its folder, every value
+    possible); else None and what is wrong ('' when no file)."""
     try:
-        record = json.loads(path.read_bytes())
+        raw = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None, ""
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror or exc})"
     except ValueError:
         return None, "is not valid JSON"
-    if not isinstance(record, dict):
-        return None, f"holds a JSON {type(record).__name__}, not a record"
-    missing = [key for key in RECORD_KEYS if key not in record]
-    if missing:
-        return None, f"is not a whole record (no {', '.join(missing)})"
-    if record["run_id"] != path.parent.name or record["status"] not in STATUSES:
-        return None, f"is not a record of run {path.parent.name} with status done or failed"
-    return structured(record), ""
+    record, problem = parse_record(raw)
+    if record is not None and record.run_id != path.parent.name:
+        return None, f"is not a record of run {path.parent.name}"
+    return record, problem
 
 
 def read_epochs_file(path: Path) -> tuple[pd.DataFrame | None, str]:
@@ -172,13 +142,13 @@ class RunDir:
     def best_path(self) -> Path:
         return self.path / BEST
 
-    def read_record(self) -> tuple[dict | None, str]:
-        """The run's record (structured) and '', or None and what is wrong with it ('' when it has none)."""
+    def read_record(self) -> tuple[RunRecord | None, str]:
+        """The run's record and '', or None and what is wrong with it ('' when it has none)."""
         return read_record_file(self.record_path)
 
-    def write_record(self, record: dict) -> None:
-        """Write the record (the commit point of a finished run) atomically, as structured JSON."""
-        atomic_write_text(self.record_path, json.dumps(record, default=json_default, indent=1))
+    def write_record(self, record: RunRecord) -> None:
+        """Write the record (the commit point of a finished run) atomically, as its flat JSON."""
+        atomic_write_text(self.record_path, json.dumps(record.to_json(), default=json_default, indent=1))
 
     def read_epochs(self) -> tuple[pd.DataFrame | None, str]:
         return read_epochs_file(self.epochs_path)

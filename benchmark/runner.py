@@ -8,6 +8,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import yaml
@@ -15,15 +16,39 @@ import yaml
 import methods
 from benchmark import numerics
 from benchmark.atomic import atomic_write_text
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 from benchmark.executors import Executor, make_executor
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec, check_only, select
 from benchmark.protocol import save_folds
-from benchmark.sweep import Sweep, open_sweep, pending_runs
+from benchmark.sweep import Sweep, open_sweep, pending_runs, warn_single_class_f1
 from benchmark.trackers import check_installed, open_trackers
 from benchmark.train import check_batches, resolve_device
 from benchmark.tune.studies import Tuning, frontier, resolve_tuning, studies
+
+OUTPUT_MARKER = ".solderbench-output"
+
+
+def check_output_folder(root: Path, where: str) -> None:
+    """run.output is new, empty, or a folder solderbench made (its marker, or an older version's config.resolved.yaml
+    beside runs/ or plan.json): a run never writes into a folder of the user's own files."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise UserError(f"{where}: run.output: {safe_name(root)} exists and is not a folder; set run.output to a folder")
+    if (root / OUTPUT_MARKER).is_file() or not any(root.iterdir()):
+        return
+    if (root / "config.resolved.yaml").is_file() and ((root / "runs").is_dir() or (root / "plan.json").is_file()):
+        return
+    shown = ", ".join(sorted(p.name for p in root.iterdir())[:3])
+    raise UserError(f"{where}: run.output: {safe_name(root)} holds files solderbench did not make ({safe_name(shown)}, "
+                    "...); a run writes results.csv, folds.json and more there: set run.output to a new or empty folder")
+
+
+def mark_output(root: Path, name: str) -> None:
+    """Mark `root` as an output folder solderbench made (once), so that `run` may write into it."""
+    if not (root / OUTPUT_MARKER).is_file():
+        atomic_write_text(root / OUTPUT_MARKER, f"made by solderbench run: the output folder of experiment {name}\n")
 
 
 def check_image_size(sweep: Sweep) -> None:
@@ -54,6 +79,8 @@ def check_sweep(sweep: Sweep, only: dict | None = None) -> torch.device | None:
     Returns the device for the local executor (None for Ray: each worker picks its own).
     """
     cfg, where = sweep.cfg, sweep.cfg.source
+    check_output_folder(sweep.store.root, where)
+    warn_single_class_f1(cfg, sweep.prepared.class_names)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     if only:  # --only may name tuning trials: replay them from the records (the runner does that again anyway)
         check_only(sweep.runs + (frontier(sweep, tuning).known if tuning else []), only)
@@ -99,6 +126,7 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
     `trials`: the tuning trials known so far, planned with the fixed runs."""
     sweep.store.create(f"{sweep.cfg.source}: run.output")
     with sweep.store.locked():
+        mark_output(sweep.store.root, sweep.cfg.name)
         sweep.store.remove_temp_files()
         sweep.store.set_aside_damaged()
         atomic_write_text(sweep.store.root / "config.resolved.yaml", yaml.safe_dump(sweep.cfg.model_dump(), sort_keys=False))
@@ -172,9 +200,12 @@ def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_fail
           f"{executor.describe(len(todo))}", file=sys.stderr)
     sweep.eta = _eta(sweep, todo, executor) if eta else None
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
-    _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
-    sweep.eta = None
-    sweep.store.rebuild_tables()
+    _note_missing_checkpoints(sweep, [r for r in runs if r not in todo])
+    try:
+        _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
+    finally:  # once per sweep (a per-run rebuild is quadratic in the sweep's size); also after Ctrl-C
+        sweep.eta = None
+        sweep.store.rebuild_tables()
     if tuning:
         _tune(sweep, tuning, executor, counts, retry_failed, show_progress, only or {})
     return counts
@@ -195,6 +226,16 @@ def _eta(sweep: Sweep, todo: list[RunSpec], executor: Executor):
     print(f"estimate: ≈ {format_duration(sum(eta.seconds.values()) / workers)} wall with {workers} worker(s) "
           "(a few timed steps per model; the bar corrects it by the pace of the finished runs)", file=sys.stderr)
     return eta
+
+
+def _note_missing_checkpoints(sweep: Sweep, finished: list[RunSpec]) -> None:
+    """Finished runs whose checkpoint is gone still count (their records are the results); explain needs it: said."""
+    missing = [r.run_id for r in finished
+               if sweep.status_of(r) == "done" and not sweep.store.run(r.run_id).has_best()]
+    if missing:
+        print(f"{sweep.cfg.name}: {len(missing)} finished run(s) without a checkpoint (best.pt; e.g. {missing[0]}): "
+              "they count as done and in reports; explain cannot use them (train them again into another run.output "
+              "to explain them)", file=sys.stderr)
 
 
 def _add(counts: dict, more: dict) -> None:

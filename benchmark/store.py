@@ -15,16 +15,8 @@ from benchmark import leases
 from benchmark.atomic import atomic_write_csv, atomic_write_text, remove_temp_files
 from benchmark.crash import crash_point
 from benchmark.errors import UserError
-from benchmark.rundir import (
-    EPOCHS,
-    RECORD,
-    RunDir,
-    json_default,
-    read_epochs_file,
-    read_record_file,
-    set_aside,
-    warn_damaged,
-)
+from benchmark.record import RunRecord
+from benchmark.rundir import EPOCHS, RECORD, RunDir, read_epochs_file, read_record_file, set_aside, warn_damaged
 
 PLAN_FILE = "plan.json"
 
@@ -70,7 +62,7 @@ class Store:
         """Every run folder under runs/, by run id."""
         return [RunDir(p) for p in sorted((self.root / "runs").glob("*")) if p.is_dir()]
 
-    def read_record(self, run_id: str) -> dict | None:
+    def read_record(self, run_id: str) -> RunRecord | None:
         """The run's record; None when it has none or only a damaged one (`damaged` says which)."""
         return self.run(run_id).read_record()[0]
 
@@ -78,8 +70,10 @@ class Store:
         """The run's epoch history (epochs.csv), or None if it has none or it cannot be read."""
         return self.run(run_id).read_epochs()[0]
 
-    def write_record(self, record: dict) -> None:
-        self.run(record["run_id"]).write_record(record)
+    def write_record(self, record: RunRecord | dict) -> None:
+        """Write a run's record (a flat JSON object is read as a `RunRecord` first, so it is checked the same)."""
+        record = record if isinstance(record, RunRecord) else RunRecord.from_json(record)
+        self.run(record.run_id).write_record(record)
 
     def write_plan(self, run_ids: list[str]) -> None:
         """Record which runs the current config plans (`plan.json`): the tables show these, older records stay on disk."""
@@ -94,17 +88,17 @@ class Store:
         ids = plan.get("run_ids") if isinstance(plan, dict) else None
         return set(ids) if isinstance(ids, list) else None
 
-    def current_records(self) -> tuple[list[dict], list[dict]]:
+    def current_records(self) -> tuple[list[RunRecord], list[RunRecord]]:
         """(records of the planned runs, superseded records of runs the current config no longer plans)."""
         planned = self.planned_ids()
         records = self.records()
         if planned is None:
             return records, []
-        return ([r for r in records if r.get("run_id") in planned],
-                [r for r in records if r.get("run_id") not in planned])
+        return ([r for r in records if r.run_id in planned], [r for r in records if r.run_id not in planned])
 
-    def records(self, quiet: bool = False) -> list[dict]:
-        """Every whole record (structured); a damaged one is left out, with a warning line unless `quiet`."""
+    def records(self, quiet: bool = False) -> list[RunRecord]:
+        """Every whole record; a damaged one (impossible values included) is left out, with a warning line unless
+        `quiet`."""
         out = []
         for path in sorted((self.root / "runs").glob(f"*/{RECORD}")):
             record, problem = read_record_file(path)
@@ -168,26 +162,9 @@ class Store:
             leases.give_back(self.lease_path(run_id), fd)
 
 
-# Flattening the structured records into the tidy table: JSON text per nested value, encoded as records written
-# before the structured format held it, so that results.csv is the same for either format.
-SORTED_KEYS = ("method_params", "tune_params")
-
-
-def flat_row(record: dict) -> dict:
-    """One row of the tidy table: nested values as JSON text, and `config_hash` (= run_id) for records without it."""
-    row = {}
-    for key, value in record.items():
-        if key == "resolved_config" and "config_hash" not in record:
-            row["config_hash"] = record["run_id"]
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value, default=json_default, sort_keys=key in SORTED_KEYS)
-        row[key] = value
-    return row
-
-
-def results_frame(records: list[dict]) -> pd.DataFrame:
-    """The tidy table: one row per run (`flat_row`), sorted by method label, backbone, repeat, fold, seed."""
-    frame = pd.DataFrame([flat_row(record) for record in records])
+def results_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """The tidy table: one row per run (`RunRecord.row`), sorted by method label, backbone, repeat, fold, seed."""
+    frame = pd.DataFrame([record.row() for record in records])
     if not frame.empty:
         order = [c for c in ("method_label", "backbone", "repeat", "fold", "seed") if c in frame]
         frame = frame.sort_values(order, kind="stable").reset_index(drop=True)

@@ -78,7 +78,10 @@ def make_scratch(cfg: Experiment, scratch: Path | None, keep: set[str]) -> Exper
         if folder.name not in keep and (folder / RECORD).is_file():
             (scratch / "runs" / folder.name).mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / RECORD, scratch / "runs" / folder.name / RECORD)
+    from benchmark.runner import mark_output
+
     scratch.mkdir(parents=True, exist_ok=True)
+    mark_output(scratch, cfg.name)
     return cfg.replace(run=cfg.run.model_copy(update={"output": str(scratch)}))
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from methods.base import Method, require
 from methods.errors import UserError
@@ -72,11 +72,6 @@ class AlphaJS(Method):
                 f"2 classes, got {num_classes}; use variant='correct' for other tasks"
             )
 
-    def wrap_model(self, model: nn.Module, num_classes: int) -> nn.Module:
-        self.check_task(num_classes)
-        return model
-
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        self.check_task(logits.shape[-1])
         divergence = skew_js_to_uniform if self.variant == "correct" else reference_skew_js
         return F.cross_entropy(logits, targets) + self.beta * divergence(logits, self.alpha).mean()

@@ -48,7 +48,10 @@ class LabelSmoothing(Method):
 
 @register_method("confidence_penalty")
 class ConfidencePenalty(Method):
-    """Cross-entropy minus beta times the predictive entropy; with a threshold, a hinge beta·max(0, threshold - H)."""
+    """Cross-entropy minus beta times the predictive entropy; with a threshold, a hinge beta·max(0, threshold - H).
+
+    Without a threshold this is the objective of max_entropy with gamma = beta (CE - beta·H): one computation.
+    """
 
     citation = (
         "Pereyra et al., Regularizing Neural Networks by Penalizing Confident Output Distributions, "
@@ -71,7 +74,10 @@ class ConfidencePenalty(Method):
 
 @register_method("max_entropy")
 class MaxEntropy(Method):
-    """Cross-entropy minus gamma times the predictive entropy (maximum-entropy fine-grained classification)."""
+    """Cross-entropy minus gamma times the predictive entropy (maximum-entropy fine-grained classification).
+
+    The same objective as confidence_penalty with beta = gamma and no threshold (CE - gamma·H): one computation.
+    """
 
     citation = "Dubey et al., Maximum-Entropy Fine-Grained Classification, NeurIPS 2018"
     search_space = {"gamma": LogUniform(0.01, 1.0)}

@@ -95,7 +95,7 @@ class MethodSpec:
 
 
 METHODS: Registry[MethodSpec] = Registry(
-    "method", builtins=("methods.objectives", "methods.alpha_js", "methods.bilinear"), describe=lambda s: s.origin
+    "method", builtins=("methods.objectives", "methods.alpha_js", "methods.bilinear", "methods.builtin.*"), describe=lambda s: s.origin
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -16,7 +17,7 @@ class Registry(Generic[T]):
     """Named entries of one `kind`: `register` (a taken name → ValueError), `get` (unknown → `UserError` with a
     "did you mean" hint), `find`, `names(pattern)`, and `snapshot` / `restore` to roll back.
 
-    `builtins` are the modules whose import registers the built-in entries. They are imported on the first use of
+    `builtins` are the modules whose import registers the built-in entries (`PACKAGE.*`: each module of PACKAGE). They are imported on the first use of
     the registry (any method, `register` included), so importing the registry is cheap and no built-in is missed.
     `describe` names an entry's origin in the duplicate-name message; `unknown_note` ends the unknown-name message.
     """
@@ -30,9 +31,15 @@ class Registry(Generic[T]):
         self._unknown_note = unknown_note
 
     def _load_builtins(self) -> None:
+        """Import the built-in modules; `PACKAGE.*` stands for every module of that package (one file, one entry)."""
         modules, self._pending = self._pending, ()
         for module in modules:
-            importlib.import_module(module)
+            if module.endswith(".*"):
+                package = importlib.import_module(module[:-2])
+                for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+                    importlib.import_module(f"{package.__name__}.{info.name}")
+            else:
+                importlib.import_module(module)
 
     def register(self, name: str, entry: T) -> T:
         """Add `entry` under `name` and return it; a name already taken → `ValueError` naming its holder."""

@@ -83,6 +83,10 @@ def check_dimension(dim: Dimension) -> None:
     if isinstance(dim, Choice):
         if not dim.values:
             raise ValueError("choice needs at least one value")
+        repeated = [v for i, v in enumerate(dim.values) if v in dim.values[:i]]
+        if repeated:
+            raise ValueError(f"choice lists {brief(repeated[0])} twice; list each value once (a repeat only weights "
+                             "the draw)")
         return
     kind = next(name for name, cls in KINDS.items() if isinstance(dim, cls))
     bounds = (dim.low, dim.high)

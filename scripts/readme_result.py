@@ -2,6 +2,7 @@
 against CE on the headline metric and the audit's trivial-classifier floor, all read from the report's own files.
 
     python scripts/readme_result.py reports/solder-defects-cpu
+    python scripts/readme_result.py reports/archive/solder-defects-cpu/report
 tests/test_published.py checks that the README holds these lines, so a regenerated report cannot leave it stale.
 """
 
@@ -54,7 +55,8 @@ def audit_rows(records: Path) -> list[str]:
 
 def main(report: str) -> None:
     path = Path(report)
-    records = path.parent / "records" / path.name
+    # reports/<name> ↔ reports/records/<name>; reports/archive/<name>/report ↔ reports/archive/<name>/records
+    records = path.parent / "records" if path.name == "report" else path.parent / "records" / path.name
     for block in (performance_rows(path), pairwise_rows(path), audit_rows(records)):
         print("\n".join(block) + "\n")
 

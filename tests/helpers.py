@@ -58,8 +58,9 @@ def train_tiny(experiment: tuple[Path, Path], overrides: list[str], name: str, d
 
     from benchmark.config import load_config
     from benchmark.dataset import prepare
+    from benchmark.plan import RunSpec
     from benchmark.rundir import RunDir
-    from benchmark.train import RunSpec, train_run
+    from benchmark.train import train_run
 
     root, path = experiment
     cfg = load_config(path, overrides)

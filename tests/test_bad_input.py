@@ -164,7 +164,7 @@ CASES = {
     "wrong type nested": (_edit(data__augment="hflip"), ["data.augment", "expected a list of hflip | vflip | rot90"]),
     "alpha above 1": (_edit(methods=[{"name": "alpha_js", "alpha": 1.5}]), ["methods[0]", "alpha", "(0, 1)", "1.5"]),
     "alpha 0": (_edit(methods=[{"name": "alpha_js", "alpha": 0}]), ["alpha", "(0, 1)"]),
-    "batch size 1": (_edit(train__batch_size=1), ["train.batch_size=1", "batch of 1", "allowed: an integer ≥ 2"]),
+    "batch size 1": (_edit(train__batch_size=1), ["train.batch_size", "must be ≥ 2", "got 1"]),
     "folds below 2": (_edit(protocol__folds=1), ["protocol.folds", "≥ 2", "got 1"]),
     "val_fraction 1": (_edit(protocol__val_fraction=1.0), ["protocol.val_fraction", "(0, 1)"]),
     "val_fraction negative": (_edit(protocol__val_fraction=-0.1), ["protocol.val_fraction", "(0, 1)"]),

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from benchmark import numerics
 from benchmark.cli import main
 from benchmark.train import Trainer, resolve_device
 from tests.helpers import make_image_folder
@@ -37,6 +38,12 @@ def test_throughput_figures_are_positive_and_consistent(tmp_path, image_folder, 
     assert result["memory"]["peak_rss_mib"] > 0
     assert result["device"] == str(resolve_device("auto")) and len(result["machine"]["load_average"]) == 3
     assert ("cuda_max_allocated_mib" in result["memory"]) == (result["device"] == "cuda")
+    # bench measures what runs use: portable numerics by default, stated in its title and JSON
+    env = result["environment"]
+    assert env["numerics"] == numerics.effective_mode("portable") and env["threads"] == 1
+    if env["numerics"] == "portable":
+        assert env["aten_capability"] == "AVX2" and env["mkl_branch"] in ("AVX2,STRICT", "none")
+        assert "numerics portable (ATen AVX2" in table
 
 
 def test_real_path_is_the_training_step_of_train_run(tmp_path, image_folder, monkeypatch):

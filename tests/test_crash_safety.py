@@ -42,8 +42,8 @@ KILL_POINTS = [
     "write:epochs.csv:1",            # the run's history written to a temp file
     "write:record.json:1",           # the record written to a temp file, not yet renamed
     "recorded:1",                    # the record in place, lease and last.pt not yet cleaned up
-    "write:results.csv:1",           # during the table rebuild
     "lease:1",                       # just after taking a lease (the stale lease must be taken over)
+    "write:results.csv:1",           # during the table rebuild (once per sweep, after the last run)
 ]
 PROVENANCE = {"wall_time_s", "finished_at", "git_commit", "git_dirty", "versions", "device"}
 

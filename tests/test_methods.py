@@ -221,12 +221,14 @@ def test_alpha_js_reference_reproduces_the_published_script(alpha):
 
 
 def test_alpha_js_reference_refuses_more_than_two_classes():
-    method = methods.build("alpha_js", variant="reference")
-    logits, targets = batch(5)
+    from benchmark.plan import RunSpec
+    from benchmark.train.trainer import build_method
+
     with pytest.raises(UserError, match="variant='reference'.*2 classes, got 5"):
-        method(torch.from_numpy(logits), torch.from_numpy(targets))
-    with pytest.raises(UserError, match="2 classes, got 5"):
-        method.wrap_model(torch.nn.Linear(3, 5), 5)
+        methods.build("alpha_js", variant="reference").check_task(5)
+    spec = RunSpec("r", "t", "alpha_js", {"variant": "reference"}, "tiny_cnn", None, 0, 0, 0)
+    with pytest.raises(UserError, match="2 classes, got 5"):  # a run building it checks it once
+        build_method(spec, list("abcde"), [1] * 5)
 
 
 @pytest.mark.parametrize("k", KS)
@@ -302,11 +304,19 @@ def saturated(k: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, torch.randint(0, k, (6,), generator=generator)
 
 
-ALL_PARAMS = [
-    ("ce", {}), ("label_smoothing", {}), ("confidence_penalty", {}), ("confidence_penalty", {"threshold": 0.5}),
-    ("max_entropy", {}), ("focal", {}), ("focal", {"gamma": 0.5}), ("pairwise_confusion", {}), ("bilinear", {}),
-    ("alpha_js", {"alpha": 1e-4}), ("alpha_js", {"alpha": 0.5}), ("alpha_js", {"alpha": 1 - 1e-4}),
+# Every registered method with its defaults (from the registry, so a new one is covered), plus edge settings.
+ALL_PARAMS = [(name, {}) for name in methods.list_methods()] + [
+    ("confidence_penalty", {"threshold": 0.5}), ("focal", {"gamma": 0.5}), ("alpha_js", {"alpha": 1e-4}),
+    ("alpha_js", {"alpha": 1 - 1e-4}), ("logit_adjustment", {"tau": 2.0}),
 ]
+
+
+def prepared_method(name: str, params: dict, k: int):
+    """The method as a run builds it: checked against the task, told the (imbalanced) class counts."""
+    method = methods.build(name, **params)
+    method.check_task(k)
+    method.prepare([50] + [1] * (k - 1), [f"c{i}" for i in range(k)])
+    return method
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -314,7 +324,7 @@ ALL_PARAMS = [
 @pytest.mark.parametrize("name, params", ALL_PARAMS)
 def test_saturated_logits_give_finite_values_and_gradients(name, params, k, dtype):
     logits, targets = saturated(k, dtype)
-    loss = methods.build(name, **params)(logits, targets)
+    loss = prepared_method(name, params, k)(logits, targets)
     loss.backward()
     assert torch.isfinite(loss).item()
     assert torch.isfinite(logits.grad).all()

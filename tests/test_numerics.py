@@ -137,7 +137,8 @@ def test_verify_agrees_exactly_then_names_a_tampered_record(tmp_path, image_fold
     target = checked["run_id"].iloc[0]
     record_path = tmp_path / "out" / "runs" / target / "record.json"
     record = json.loads(record_path.read_text())
-    record["test_accuracy"] = record["test_accuracy"] + 1e-9  # one last-bit-sized change must be caught
+    value = record["test_accuracy"]  # one last-bit-sized change must be caught (inside [0, 1]: a record is checked)
+    record["test_accuracy"] = value + 1e-9 if value < 1 else value - 1e-9
     record_path.write_text(json.dumps(record))
     assert main(["verify", str(tmp_path / "out"), "--only", f"run_id={target}", "--quiet",
                  "--scratch", str(tmp_path / "s2")]) == 1

@@ -97,3 +97,21 @@ def test_worker_dying_past_retries_is_recorded_failed_then_retried(tmp_path, ima
     assert main(["run", str(experiment), "--quiet", "--only", "method=crash_for_test", "fold=0", "--retry-failed"]) == 0
     assert "1 trained, 0 failed" in capsys.readouterr().out
     assert load_results(experiment.parent / "out")["status"].tolist() == ["done"]
+
+
+@pytest.mark.parametrize("ask", [{"num_cpus_per_run": 64}, {"num_gpus_per_run": 1}])
+def test_a_run_asking_more_than_the_cluster_has_is_refused_up_front(tmp_path, image_folder, ray_instance, capsys, ask):
+    import threading
+
+    experiment, _ = _experiment(tmp_path, image_folder, ray_instance, "big", times=0, max_retries=0)
+    cfg = __import__("yaml").safe_load(experiment.read_text())
+    cfg["run"]["ray"].update(ask)
+    experiment.write_text(__import__("yaml").safe_dump(cfg))
+    result = []
+    worker = threading.Thread(target=lambda: result.append(main(["run", str(experiment), "--quiet"])), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert result == [2], "the run waited for resources the cluster does not have"
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "run.ray." + next(iter(ask)) in lines[0], lines
+    assert not (experiment.parent / "out").exists()

@@ -70,6 +70,7 @@ def make_store(root: Path, *, folds: int = 5, repeats: int = 1, settings=SETTING
                     "git_commit": "abc1234", "git_dirty": False, "versions": {"torch": "2.14.1", "timm": "1.0"},
                     "device": "cpu", "wall_time_s": float(rng.uniform(5, 10)), "finished_at": "2025-01-01T00:00:00Z",
                     "n_train": 400, "n_val": 70, "n_test": 120, "selected_epoch": 3, "epochs_run": epochs,
+                    "resolved_config": {},
                 }
                 if key in failed:
                     record.update(status="failed", error="RuntimeError: out of memory\ntraceback ...")
@@ -82,7 +83,7 @@ def make_store(root: Path, *, folds: int = 5, repeats: int = 1, settings=SETTING
                                 rng.uniform(0.05, 0.6)
                             record[f"{split}_{m}"] = float(np.clip(value, 0, 1))
                     record["val_loss"] = float(rng.uniform(0.2, 0.8))
-                    record["test_confusion"] = rng.integers(0, 30, size=(k, k)).tolist()
+                    record["test_confusion"] = rng.multinomial(120, [1 / k**2] * k**2).reshape(k, k).tolist()
                     _write_run_files(store, run_id, record, rng, n_test, epochs, k)
                 records.append(record)
                 store.write_record(record)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.record import RunRecord
 from benchmark.store import Store, load_results
 from tests.helpers import augmented_experiment, write_config
 
@@ -19,10 +20,10 @@ RECORDS = sorted((REPO / "reports" / "archive").glob("*/records/runs"))  # writt
 STRUCTURED = {"method_params": dict, "task_classes": list, "versions": dict}
 
 
-def _new_format(record: dict) -> dict:
+def _new_format(record: dict) -> RunRecord:
     """The record as this version writes it: JSON values instead of JSON text, no config_hash."""
     new = {k: v for k, v in record.items() if k != "config_hash"}
-    return new | {key: json.loads(record[key]) for key in STRUCTURED}
+    return RunRecord.from_json(new | {key: json.loads(record[key]) for key in STRUCTURED})
 
 
 @pytest.mark.parametrize("records", RECORDS, ids=[p.parent.parent.name for p in RECORDS])

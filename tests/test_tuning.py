@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.crash import CRASH_ENV
+from benchmark.store import load_results
 from benchmark.tune.sampling import Finished, draw, grid_points
 from methods.space import Choice, IntUniform, LogUniform, Uniform
 from tests.helpers import make_image_folder, write_config
@@ -86,7 +87,7 @@ def test_killed_tuned_sweep_resumes_to_the_same_trials(tuned, tmp_path):
     killed = subprocess.run([sys.executable, "-m", "benchmark", "run", str(tuned), "--quiet"], cwd=tmp_path, env=env,
                             capture_output=True, text=True)
     assert killed.returncode == -9
-    partial = pd.read_csv(tuned.parent / "out" / "results.csv")
+    partial = load_results(tuned.parent / "out")  # the records (results.csv is rebuilt once per wave)
     assert 0 < partial["tune_trial"].notna().sum() < 12
     assert main(["run", str(tuned), "--quiet"]) == 0
     resumed = _trials(tuned.parent / "out")

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from benchmark.audit.findings import CAUTION, WARNING, majority_phrase, set_severity
 from benchmark.errors import safe_name
+from benchmark.pages import md_cell
 
 LABELS = {"warning": "Warning", "caution": "Caution", "info": "Note"}
 MAX_EXAMPLES = 5
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in rows]
     return lines + [""]
 
 

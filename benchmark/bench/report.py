@@ -70,6 +70,10 @@ def format_table(result: dict) -> str:
     title = (f"bench: {settings['backbone']}, {settings['image_size']} px, batch {settings['batch_size']}, "
              f"{torch.get_num_threads()} threads, channels_last={settings['channels_last']}, amp={settings['amp']}, "
              f"compile={settings['compile'] and settings['compile_mode']}")
+    env = result.get("environment")
+    if env:
+        title += (f", numerics {env['numerics']} (ATen {env['aten_capability']}, oneDNN {env['onednn_isa']}, "
+                  f"MKL {env['mkl_branch']})")
     rows = _rows(result)
     width = max(len(name) for name, _ in rows)
     return "\n".join([title] + [f"  {name:<{width}}  {value}" for name, value in rows])

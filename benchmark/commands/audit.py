@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from benchmark.audit.settings import NEAR_THRESHOLD, TREES
 from benchmark.data.images import RESIZE_POLICIES
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 
 if TYPE_CHECKING:
     from benchmark.data.folders import FileList
@@ -130,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--near-threshold {args.near_threshold}: allowed 0..64")
     if args.trees < 1:
         raise UserError(f"--trees {args.trees}: needs at least 1")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {safe_name(args.out)}: exists and is not a folder; give a folder for audit.json and audit.md")
     result = run_audit(files, folds, near_threshold=args.near_threshold, trees=args.trees, **settings)
     json_path, md_path = save_audit(result, args.out or default_out)
     print(render_summary(result))

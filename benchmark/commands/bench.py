@@ -7,6 +7,7 @@ from pathlib import Path
 
 from benchmark.errors import UserError
 from benchmark.experiment import AUGMENTATIONS, COMPILE_MODES, Train
+from benchmark.numerics import MODES as NUMERICS
 
 NAME = "bench"
 HELP = "Measure training/evaluation speed here: real pipeline vs the model's ceiling, or one epoch vs the reference."
@@ -32,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
                         help="torch.compile mode with --compile (default: default; reduce-overhead uses CUDA graphs)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice, all cores)")
+    parser.add_argument("--threads", type=int,
+                        help="torch.set_num_threads (default: 1 with portable numerics, else torch's choice)")
+    parser.add_argument("--numerics", choices=NUMERICS, default=Train.model_fields["numerics"].default,
+                        help="kernels' instruction set as in train.numerics (default %(default)s, what runs use): "
+                             "portable caps ATen, oneDNN and MKL at AVX2; native uses the best this CPU has")
     parser.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
                         help=f"evaluation batch size (default {EVAL_BATCH_SIZE}, the config's train.eval_batch_size)")
     parser.add_argument("--reference-epoch", action="store_true",
@@ -61,6 +66,7 @@ def _augment(text: str) -> tuple[str, ...]:
 def main(args: argparse.Namespace) -> int:
     import torch
 
+    from benchmark import numerics
     from benchmark.bench import BenchOptions, format_table, run_bench, write_json
 
     for name in ("image_size", "batch_size", "steps", "threads", "eval_batch_size"):
@@ -68,6 +74,10 @@ def main(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise UserError(f"--warmup must be >= 0, got {args.warmup}")
     backbone, batch_size, augment = DEFAULTS[args.reference_epoch]
+    try:
+        environment = numerics.enter(args.numerics, args.threads)
+    except numerics.NotApplicable as exc:
+        raise UserError(f"--numerics {args.numerics}: cannot take effect in this process ({exc})") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = BenchOptions(
@@ -86,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
     )
     result = run_bench(opts, steps=args.steps, warmup=args.warmup, reference_epoch=args.reference_epoch,
                        show_progress=not args.quiet)
+    result["environment"] = environment
     print(format_table(result))
     if args.json:
         write_json(args.json, result)

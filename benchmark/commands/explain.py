@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from benchmark.explain.defaults import CAM_NAMES, DEFAULT_CAMS, DEFAULT_LEVELS, PARTS
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchmark.explain.build import Options, explain
+    from benchmark.explain.markdown import FLAT_REASON, flat_failures
 
     parts = ("diversity",) if args.diversity_only else tuple(p for p in PARTS if not (args.no_noise and p == "noise"))
     options = Options(
@@ -44,4 +46,9 @@ def main(args: argparse.Namespace) -> int:
     )
     folder = explain(args.target, options, args.out)
     print(f"explain: {folder / 'explain.md'}")
+    failed = flat_failures(folder) if "cams" in parts else []
+    if failed:
+        print(f"explain: failed for {len(failed)} map(s): every map of {', '.join(failed)} is flat {FLAT_REASON}, so "
+              "they localize nothing; try a larger data.image_size or another backbone", file=sys.stderr)
+        return 1
     return 0

@@ -40,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
                        eta=not args.quiet)
     print(
         f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
-        + (f", {counts['busy']} taken by another process" if counts["busy"] else "")
+        + (f", {counts['busy']} not run (held by another process, or their worker stopped: run again to finish them)"
+           if counts["busy"] else "")
         + f"; wall time {counts['wall_time_s']:.1f} s, peak memory {counts['peak_rss_mib']:.0f} MiB; "
         f"results: {cfg.run.output}/results.csv"
     )
@@ -53,9 +54,12 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     from benchmark.estimate import pending_cost
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
+    from benchmark.sweep import warn_single_class_f1
     from benchmark.tune.studies import UNDRAWN, frontier, resolve_tuning
 
     sweep = open_sweep(cfg, decode_images=False)
+    cfg = sweep.cfg  # protocol.select_by resolved for the task
+    warn_single_class_f1(cfg, sweep.prepared.class_names)
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, args.retry_failed) if tuning else None
     check_only(sweep.runs + (trials.known if trials else []), only)
@@ -74,7 +78,7 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
         line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
                  f"{len(undrawn)} drawn once the trials before them finish)")
     print(line, file=sys.stderr)
-    for warning in plan_warnings(cfg, sweep.prepared.folds, sweep.store.current_records()[0]):
+    for warning in plan_warnings(cfg, sweep.prepared.folds, [r.row() for r in sweep.store.current_records()[0]]):
         print(f"design warning: {warning}", file=sys.stderr)
     if not args.no_estimate:
         print(pending_cost(cfg, runs, args.retry_failed, known, undrawn), file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -45,6 +46,37 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda handle: np.save(handle, array))
 
 
+def _check_memory(n: int, size: int) -> None:
+    """The decoded images must fit in half of this machine's memory (an absurd data.image_size would not)."""
+    need = n * size * size * 3
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total // 2:
+        raise UserError(f"data.image_size: {size} px makes {n} decoded images of {need / 2**30:.1f} GiB, more than half "
+                        f"of this machine's {total / 2**30:.0f} GiB of memory; lower data.image_size (84-224 is usual)")
+
+
+def _digest(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()
+
+
+def _load_cached(cached: Path, meta_path: Path, files: FileList, size: int) -> tuple[np.ndarray, list] | str:
+    """The cached images and bad-file list, or why the cache cannot be trusted (damaged, tampered, stale, short)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(cached, allow_pickle=False)
+        bad = [(int(i), str(reason)) for i, reason in meta["bad"]]
+        expected = (len(files.files) - len(bad), size, size, 3)
+        if meta.get("source") != files.fingerprint():
+            return "was made from other files"
+        if images.dtype != np.uint8 or images.shape != expected or meta.get("n") != expected[0]:
+            return f"holds {images.shape} {images.dtype} images, not {expected} uint8"
+        if meta.get("sha256") != _digest(images):
+            return "does not match its digest (changed after it was written)"
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        return f"cannot be read ({type(exc).__name__})"
+    return images, bad
+
+
 def _check_every_class_readable(files: FileList, keep: np.ndarray, bad: list[tuple[int, str]]) -> None:
     """A class whose every file fails to decode would vanish from the task: refused before anything is written."""
     kept = np.bincount(files.labels[keep], minlength=len(files.class_names))
@@ -72,12 +104,14 @@ def decode(
     key = hashlib.sha256(f"{files.fingerprint()}|{size}|{policy}|{via}".encode()).hexdigest()[:16]
     cached = cache_dir / f"images-{key}.npy" if cache_dir else None
     meta_path = cache_dir / f"images-{key}.json" if cache_dir else None
-    from_cache = bool(cached and cached.exists() and meta_path.exists())
+    loaded = _load_cached(cached, meta_path, files, size) if cached and (cached.exists() or meta_path.exists()) else None
+    from_cache = isinstance(loaded, tuple)
+    if isinstance(loaded, str):
+        print(f"warning: decoded-image cache {safe_name(cached)} {loaded}; rebuilt from the image files", file=sys.stderr)
     if from_cache:
-        bad_index = json.loads(meta_path.read_text())["bad"]
-        images = np.load(cached)
-        bad = [(int(i), reason) for i, reason in bad_index]
+        images, bad = loaded
     else:
+        _check_memory(len(files.files), size)
         images, bad = _decode_all(files, size, policy, via)
     if bad and len(bad) == len(files.files):
         i, reason = bad[0]
@@ -97,7 +131,8 @@ def decode(
         images = np.ascontiguousarray(images[keep])
         if cached:
             _atomic_save(cached, images)
-            atomic_write_text(meta_path, json.dumps({"bad": bad, "n": int(keep.sum())}))
+            atomic_write_text(meta_path, json.dumps({"bad": bad, "n": int(keep.sum()), "source": files.fingerprint(),
+                                                     "sha256": _digest(images)}))
     if bad:
         listed = "; ".join(f"{safe_name(files.files[i])} ({safe_name(reason)})" for i, reason in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""

@@ -9,12 +9,18 @@ import json
 import os
 from pathlib import Path
 
+from benchmark.errors import UserError, safe_name
+
 CACHE_NAME = "digests.json"
 
 
 def cache_root() -> Path:
     """Where derived data (synthetic sets, decoded images, digests) is kept: $SOLDERBENCH_CACHE or ~/.cache/solderbench."""
-    return Path(os.environ.get("SOLDERBENCH_CACHE", Path.home() / ".cache" / "solderbench"))
+    root = Path(os.environ.get("SOLDERBENCH_CACHE", Path.home() / ".cache" / "solderbench"))
+    if root.exists() and not root.is_dir():
+        raise UserError(f"SOLDERBENCH_CACHE: {safe_name(root)} exists and is not a folder; point SOLDERBENCH_CACHE at a "
+                        "folder (or unset it for ~/.cache/solderbench)")
+    return root
 
 
 def file_digest(path: Path) -> str:

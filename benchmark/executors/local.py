@@ -25,14 +25,21 @@ from benchmark.plan import RunSpec
 from benchmark.sweep import claim, open_sweep
 
 WORKER_LOG_DIR = "logs"
+_WARNED: set[tuple[int, int | None]] = set()  # oversubscription said once per process
 
 
 def resolve_workers(workers: int | str, threads: int | None, pending: int) -> int:
     """`auto`: the machine's cores ÷ threads per run (threads unset: all cores, so one worker); never more than runs."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         workers = max(1, cores // threads) if threads else 1
-    return max(1, min(int(workers), pending))
+    workers = max(1, min(int(workers), pending))
+    if workers > 1 and workers * (threads or 1) > cores and (workers, threads) not in _WARNED:
+        _WARNED.add((workers, threads))
+        print(f"warning: run.workers {workers} × train.threads {threads or 1} = {workers * (threads or 1)} threads on "
+              f"{cores} cores: the runs slow each other down (several times over); use run.workers: auto or fewer "
+              "workers", file=sys.stderr)
+    return workers
 
 
 class LocalExecutor:
@@ -74,7 +81,8 @@ def enter_numerics(cfg: Experiment, device: torch.device) -> dict:
 
 def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool | str,
                   on_start=lambda run: None) -> dict | None:
-    """Claim `run`, train and record it, release it and rebuild the tables; None if another process has it."""
+    """Claim `run`, train and record it and release it; None if another process has it. The tables are rebuilt
+    once per sweep (or tuning wave) by the runner, not per run: a per-run rebuild is quadratic in the sweep's size."""
     if not claim(sweep, run, retry_failed):
         return None
     on_start(run)
@@ -82,7 +90,6 @@ def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool,
         record = execute_run(sweep, run, device, show_progress)
     finally:
         sweep.store.release(run.run_id)
-    sweep.store.rebuild_tables()
     sweep.recorded(record)
     return record
 

@@ -1,7 +1,7 @@
 """Run a sweep's pending runs as Ray tasks: one task per run with its CPU/GPU request, records written by the driver.
 
-The driver holds each run's lease while its task is queued or running, writes the record the task returns and
-rebuilds the tables, so resume, `status` and `report` work exactly as with the local executor. Workers read the
+The driver holds each run's lease while its task is queued or running, writes the record the task returns (the runner
+rebuilds the tables once the runs are done), so resume, `status` and `report` work exactly as with the local executor. Workers read the
 data and write checkpoints at the same paths as the driver: data and output folders must be on a shared file system.
 """
 
@@ -98,6 +98,20 @@ def _check_reachable(address: str) -> None:
         raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
 
 
+def check_fits(ray_cfg: Ray, where: str) -> None:
+    """A run asking more CPUs or GPUs than the largest node of the cluster has would wait for ever: refused."""
+    import ray
+
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    for key, asked in (("CPU", ray_cfg.num_cpus_per_run), ("GPU", ray_cfg.num_gpus_per_run)):
+        largest = max((resources.get(key, 0.0) for resources in nodes), default=0.0)
+        if asked > largest:
+            field = f"num_{key.lower()}s_per_run"
+            raise UserError(f"{where}: run.ray.{field}: {asked:g} {key}s per run, but the largest node of the Ray "
+                            f"cluster has {largest:g}; a run would wait for ever: lower run.ray.{field} to at most "
+                            f"{largest:g}, or add a node that large first")
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, where: str = "run.ray.address") -> Iterator[None]:
     """Connected to Ray for the duration; a local instance started here is shut down at the end."""
@@ -177,7 +191,6 @@ def run_on_ray(sweep: Sweep, todo: list[RunSpec], retry_failed: bool = False, sh
                 finally:
                     sweep.store.release(run.run_id)
                 counts[record["status"]] += 1
-                sweep.store.rebuild_tables()
                 sweep.recorded(record)
                 bar.set_postfix_str(f"{run.method} {run.backbone} fold {run.fold}: {record['status']}")
                 bar.update()
@@ -198,8 +211,12 @@ class RayExecutor:
     def describe(self, pending: int) -> str:
         return f"Ray ({self.cfg.run.ray.address or 'local instance'})"
 
-    def session(self) -> contextlib.AbstractContextManager:
-        return ray_session(self.cfg.run.ray.address, f"{self.cfg.source}: run.ray.address")
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Connected to the cluster, refused before anything is written if a run fits no node."""
+        with ray_session(self.cfg.run.ray.address, f"{self.cfg.source}: run.ray.address"):
+            check_fits(self.cfg.run.ray, self.cfg.source)
+            yield
 
     def run(self, sweep: Sweep, todo: list[RunSpec], retry_failed: bool, show_progress: bool) -> dict:
         return run_on_ray(sweep, todo, retry_failed, show_progress)

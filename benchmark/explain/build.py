@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import UserError
+from benchmark.errors import safe_name as message_name
 from benchmark.experiment import Experiment
 from benchmark.explain import diversity as div
 from benchmark.explain import figures
@@ -354,6 +355,17 @@ def _publish(stage: Path, out_dir: Path) -> list[Path]:
     return moved
 
 
+def check_out_dir(out_dir: Path, cfg: Experiment) -> None:
+    """--out is a folder (or new), outside the data folder, whose images the next run would train on."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {message_name(out_dir)}: exists and is not a folder; give a folder for the explain outputs")
+    if cfg.data.root != "synthetic":
+        data, out = Path(cfg.data.root).resolve(), out_dir.resolve()
+        if out == data or data in out.parents:
+            raise UserError(f"--out {message_name(out_dir)}: is inside the data folder {message_name(data)}, whose images "
+                            "the next run would train on; give a folder outside it")
+
+
 def explain(target: str | Path, options: Options, out_dir: Path | None = None) -> Path:
     """Compute the chosen parts for an experiment (file or output folder); returns the explain folder."""
     check_cam_methods(options.cams)
@@ -367,6 +379,7 @@ def explain(target: str | Path, options: Options, out_dir: Path | None = None) -
         raise UserError(f"parts {sorted(unknown)}: allowed {', '.join(PARTS)}")
     cfg, output_dir = load_experiment(target)
     out_dir = Path(out_dir) if out_dir is not None else output_dir / "explain"
+    check_out_dir(out_dir, cfg)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
+import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,7 @@ from torch import Tensor, nn
 import methods
 from benchmark.config import load_config, output_of
 from benchmark.dataset import Prepared, prepare
-from benchmark.errors import UserError
+from benchmark.errors import UserError, safe_name
 from benchmark.experiment import Experiment
 from benchmark.plan import RunSpec
 from benchmark.store import Store
@@ -96,8 +99,8 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
     """The runs to explain: `requested` ids, or each finished (method setting, backbone) at fold 0, repeat 0, first seed
     (tuning trials only when requested: a study's trials would otherwise each count as a setting)."""
     records = [r for r in store.records() if r.get("run_id")]
-    finished = {r["run_id"]: r for r in records
-                if r.get("status") == "done" and store.run(r["run_id"]).has_best()}
+    done = [r for r in records if r.get("status") == "done"]
+    finished = {r["run_id"]: r for r in done if store.run(r["run_id"]).has_best()}
     if requested:
         known = {r["run_id"]: r for r in records}
         for run_id in requested:
@@ -107,8 +110,22 @@ def choose_records(store: Store, requested: list[str] | None, first_seed: int) -
                 status = known[run_id].get("status", "pending")
                 raise UserError(f"--runs {run_id}: the run is {status} or its best.pt is missing; pick a finished run")
         return [finished[run_id] for run_id in dict.fromkeys(requested)]
-    chosen = [r for r in finished.values() if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed
-              and r.get("tune_trial") is None]
+    candidates = [r for r in done if r.get("fold") == 0 and r.get("repeat") == 0 and r.get("seed") == first_seed
+                  and r.get("tune_trial") is None]
+    chosen = [r for r in candidates if r["run_id"] in finished]
+    left_out = [r for r in candidates if r["run_id"] not in finished]
+    if left_out and not chosen:
+        raise UserError(
+            f"{store.root}: the {len(left_out)} finished run(s) at fold 0, repeat 0, seed {first_seed} have no checkpoint "
+            "(best.pt: records kept without checkpoints, or deleted), and explain needs the trained models; train "
+            "them again into a new folder (python -m benchmark run CONFIG --only fold=0 --set run.output=NEW_FOLDER) "
+            "and explain that folder"
+        )
+    if left_out:
+        shown = ", ".join(f"{r.get('method_label', r.get('method'))} {r.get('backbone')} [{r['run_id']}]"
+                          for r in left_out[:5])
+        print(f"explain: left out {len(left_out)} finished run(s) without their checkpoint (best.pt): {shown}"
+              f"{' and more' if len(left_out) > 5 else ''}", file=sys.stderr)
     if not chosen:
         raise UserError(
             f"{store.root}: no finished run at fold 0, repeat 0, seed {first_seed}; train one first "
@@ -164,8 +181,16 @@ def load_run(record: dict, store: Store, cfg: Experiment, num_classes: int, labe
                    record.get("method_params") or {}, record["backbone"], None,
                    int(record["repeat"]), int(record["fold"]), int(record["seed"]))
     model, _ = build_model(spec, num_classes, cfg.data.image_size)
-    state = store.run(spec.run_id).load_best(torch.device("cpu"))
-    model.load_state_dict(state["model"])
+    try:
+        with warnings.catch_warnings():  # a foreign pickle also warns about its protocol: the error line says it all
+            warnings.simplefilter("ignore")
+            state = store.run(spec.run_id).load_best(torch.device("cpu"))
+        model.load_state_dict(state["model"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"run {spec.run_id}: its checkpoint {safe_name(store.run(spec.run_id).best_path)} cannot be "
+                        f"loaded ({type(exc).__name__}: {safe_name(first)}); it is damaged or not this run's: leave "
+                        "the run out (--runs) or train it again into a new run.output") from None
     model.eval()
     return LoadedRun(spec, record, label, model)
 

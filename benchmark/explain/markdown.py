@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.explain.cams import CAM_TITLES
+from benchmark.pages import markdown_table
 
 
 def _json(path: Path) -> dict | None:
@@ -19,7 +20,20 @@ def _json(path: Path) -> dict | None:
 
 def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
     shown = frame[[c for c in columns if c in frame]].rename(columns=columns)
-    return shown.to_markdown(index=False, floatfmt=".3f")
+    return markdown_table(shown, index=False, floatfmt=".3f")
+
+
+FLAT_REASON = "(e.g. the target layer's feature map is 1×1 at this image size)"
+
+
+def flat_failures(folder: Path) -> list[str]:
+    """The (method, backbone, CAM) whose every map is flat: the localization measures are undefined, a failure."""
+    path = folder / "localization.csv"
+    frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if frame.empty or not {"flat_maps", "n_eval"} <= set(frame):
+        return []
+    failed = frame[frame["flat_maps"] >= frame["n_eval"]]
+    return [f"{r['label']} {r['backbone']} {CAM_TITLES.get(r['cam'], r['cam'])}" for _, r in failed.iterrows()]
 
 
 def _runs(info: dict) -> str:
@@ -47,6 +61,10 @@ def _cams(info: dict, folder: Path) -> list[str]:
                 "mass inside that top region (higher = more focused).", "",
                 _table(frame, {"backbone": "backbone", "label": "method", "cam": "CAM", "road_drop": "ROAD drop ↑",
                                "concentration": "concentration ↑", "flat_maps": "flat maps"}), ""]
+        failed = flat_failures(folder)
+        if failed:
+            out += [f"**Failed:** every map of {', '.join(failed)} is flat {FLAT_REASON}: no localization, and no "
+                    "ROAD drop, concentration or map stability for it.", ""]
         if frame["flat_maps"].sum() > 0:
             out += ["Flat maps (constant, e.g. when the target layer's feature map is 1×1 at this image size) localize "
                     "nothing: they are left out of these means and of the stability measures.", ""]

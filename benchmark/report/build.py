@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark import experiment
 from benchmark.atomic import atomic_write_csv, atomic_write_text
 from benchmark.design import report_warnings
 from benchmark.errors import UserError
+from benchmark.pages import html_table, markdown_table
 from benchmark.report import figures as figs
 from benchmark.report import html, stats, tables
 from benchmark.report.columns import info, normalize_metric
@@ -35,7 +37,7 @@ CALIB_CAPTION = "Calibration: ECE (15 bins, top-label), NLL and mean predictive 
 
 def macro_headline(classes: list[str], config: dict) -> bool:
     """More than two classes and no data.positive: macro-F1 is the headline, not the F1 of whichever class is second."""
-    return len(classes) > 2 and (config.get("data") or {}).get("positive") is None
+    return experiment.macro_headline(len(classes), (config.get("data") or {}).get("positive"))
 
 
 def performance_metrics(classes: list[str], config: dict) -> list[str]:
@@ -72,7 +74,7 @@ def _status_table(rows: Rows, backbones: list[str], n_expected: int) -> str:
     ]
     wide = counts.pivot(index="row", columns="backbone", values="text").reindex(index=rows.order, columns=backbones)
     wide.index.name, wide.columns.name = "method", None
-    return wide.style.hide(axis="index", names=True).set_caption("Finished runs per cell (done/planned)").to_html()
+    return html_table(wide.style.hide(axis="index", names=True), "Finished runs per cell (done/planned)")
 
 
 def _failures(results: pd.DataFrame) -> str:
@@ -82,7 +84,7 @@ def _failures(results: pd.DataFrame) -> str:
     columns = [c for c in ("run_id", "method_label", "backbone", "fold", "repeat", "seed", "error") if c in failed]
     shown = failed[columns].assign(error=failed.get("error", pd.Series("", index=failed.index)).fillna("").astype(str)
                                    .str.split("\n").str[0].str.slice(0, 200))
-    return shown.style.hide(axis="index").set_caption(f"Failed runs ({len(failed)})").to_html()
+    return html_table(shown.style.hide(axis="index"), f"Failed runs ({len(failed)})")
 
 
 def _selection_counts(rows: Rows, backbones: list[str]) -> str:
@@ -93,7 +95,7 @@ def _selection_counts(rows: Rows, backbones: list[str]) -> str:
     counts = picked.groupby(["method_label", "backbone"]).size().unstack("backbone", fill_value=0)
     order = [r for r in rows.order if r in counts.index]
     counts = counts.reindex(index=order, columns=[b for b in backbones if b in counts.columns], fill_value=0)
-    return counts.style.hide(axis="index", names=True).to_html()
+    return html_table(counts.style.hide(axis="index", names=True))
 
 
 def _friedman_outputs(rows: Rows, metrics: list[str], directory: Path) -> tuple[list[stats.Friedman], pd.DataFrame, list[str]]:
@@ -183,7 +185,7 @@ def _write_stats(r: _Report) -> tuple[pd.DataFrame, pd.DataFrame, list[stats.Fri
     pairwise = stats.pairwise(r.rows, r.stat_metrics, r.backbones)
     atomic_write_csv(r.tmp / "stats" / "pairwise.csv", pairwise)
     shown = tables.pairwise_display(pairwise)
-    atomic_write_text(r.tmp / "stats" / "pairwise.md", shown.to_markdown(index=False) + "\n" if len(shown) else "")
+    atomic_write_text(r.tmp / "stats" / "pairwise.md", markdown_table(shown, index=False) + "\n" if len(shown) else "")
     friedmans, table, notes = _friedman_outputs(r.rows, r.stat_metrics, r.tmp / "stats")
     return shown, table, friedmans, notes
 
@@ -219,7 +221,26 @@ def _warnings(r: _Report) -> list[str]:
     mixed = mixed_environments(r.results)
     if mixed:
         out.append(mixed)
+    same = same_objective(r.results)
+    if same:
+        out.append(same)
     return out + [f"Design: {w}." for w in report_warnings(r.results, r.config)]
+
+
+def same_objective(results: pd.DataFrame) -> str:
+    """max_entropy(γ=g) and confidence_penalty(β=g) without a threshold are one objective (CE − g·H): said, not hidden."""
+    def values(method: str, param: str) -> set[float]:
+        rows = results[results["method"] == method] if "method" in results else results.iloc[:0]
+        if method == "confidence_penalty" and "param_threshold" in rows:
+            rows = rows[rows["param_threshold"].isna()]
+        return set(rows[f"param_{param}"].dropna()) if f"param_{param}" in rows else set()
+
+    shared = sorted(values("max_entropy", "gamma") & values("confidence_penalty", "beta"))
+    if not shared:
+        return ""
+    shown = ", ".join(f"{g:g}" for g in shared)
+    return (f"max_entropy (γ = {shown}) and confidence_penalty (β = {shown}, no threshold) are the same objective "
+            "(CE − γ·H): their rows are one computation trained twice, not two methods.")
 
 
 def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
@@ -227,7 +248,7 @@ def _pairwise_html(shown: pd.DataFrame, baseline: str | None) -> str:
         return ""
     table = shown.drop(columns="baseline").set_index(["metric", "backbone", "method"])
     table.index.names = [None, None, None]
-    return table.style.set_caption(f"Against the baseline ({baseline})").to_html()
+    return html_table(table.style, f"Against the baseline ({baseline})")
 
 
 def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.DataFrame, friedman: pd.DataFrame,
@@ -238,9 +259,8 @@ def _write_page(r: _Report, perf: pd.DataFrame, calib: pd.DataFrame, shown: pd.D
         name=r.name,
         tables=[tables.to_html(perf, PERF_CAPTION), tables.to_html(calib, CALIB_CAPTION)],
         pairwise=_pairwise_html(shown, r.rows.baseline),
-        friedman=friedman.drop(columns="metric").rename(columns={"label": "metric"}).style.hide(axis="index").format(precision=4)
-        .set_caption("Friedman test").to_html()
-        if len(friedman) else "",
+        friedman=html_table(friedman.drop(columns="metric").rename(columns={"label": "metric"}).style.hide(axis="index"),
+                            "Friedman test", precision=4) if len(friedman) else "",
         stat_notes=notes, figures=figures, figure_dir=r.tmp / "figures",
         status=_status_table(r.rows, r.backbones, r.n_expected), failures=_failures(r.results),
         selection=_selection_counts(r.rows, r.backbones),
@@ -307,12 +327,12 @@ def build_report(
     if target.parent == target:
         raise UserError(f"--out {given}: give a report folder, not the file system root")
     recover(target)
-    check_replaceable(target)
+    check_replaceable(target, output_dir)
     report = _prepare(output_dir, oracle, metrics, select_by)
     with staging(target) as tmp:
         report.tmp = tmp
         _write(report, figures)
-        write_marker(tmp)
+        write_marker(tmp, output_dir)
         _readable(tmp)
         publish(tmp, target)
     return given / "index.html"

@@ -6,10 +6,10 @@ import base64
 import re
 from pathlib import Path
 
-import markdown
 from jinja2 import Environment
 from markupsafe import Markup
 
+from benchmark.pages import markdown_html
 from benchmark.report.figures import Figure
 
 STYLE = """
@@ -97,7 +97,7 @@ def _embed(figure: Figure, directory: Path) -> dict:
 
 def markdown_section(text: str, base_dir: Path | None = None) -> Markup:
     """Markdown rendered to HTML, its local images embedded as data URIs so the page stays self-contained."""
-    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    body = markdown_html(text)
     if base_dir is not None:
         def embed(match: re.Match) -> str:
             path = base_dir / match.group(1)
@@ -116,7 +116,8 @@ def render(
     explain_md: str = "", explain_dir: Path | None = None,
     warnings: list[str], baseline: str | None, select_by: str, oracle: bool, f1_note: str = "", tuning_note: str = "",
 ) -> str:
-    """The page as a string; HTML fragments (tables) are trusted, everything else is escaped."""
+    """The page as a string; the HTML tables come escaped from `benchmark.pages.html_table`, the Markdown sections are
+    rendered without raw HTML, everything else is escaped by the template."""
     sections = [("results", "Results"), ("statistics", "Statistics"), ("figures", "Figures"), ("runs", "Runs")]
     sections += [("audit", "Data audit")] if audit_md else []
     sections += [("explain", "Activation maps")] if explain_md else []

@@ -11,10 +11,11 @@ import yaml
 
 from benchmark.config import output_of
 from benchmark.errors import UserError
+from benchmark.record import IDENTITY
 from benchmark.report.columns import METRICS, PAIR_KEYS
-from benchmark.store import load_epochs, load_results
+from benchmark.store import PLAN_FILE, Store, load_epochs, load_results
 
-REQUIRED = ["run_id", "method", "method_label", "backbone", "fold", "repeat", "seed", "status"]
+REQUIRED = list(IDENTITY)
 METRIC_COLUMNS = [f"test_{m}" for m in METRICS if m != "loss"] + [f"val_{m}" for m in METRICS]
 
 
@@ -29,6 +30,9 @@ def resolve_output_dir(target: str | Path) -> Path:
 def _load(output_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy results (typed, metric columns always present) and the per-epoch history."""
     results = load_results(output_dir)
+    if (output_dir / PLAN_FILE).exists() and Store(output_dir).planned_ids() is None:
+        print(f"warning: {output_dir}/{PLAN_FILE} cannot be read (damaged): every record in runs/ is reported, records "
+              "of an earlier config included; run the experiment again to rewrite it", file=sys.stderr)
     if results.attrs.get("superseded"):
         print(f"note: {results.attrs['superseded']} older record(s) in {output_dir}/runs are superseded by the current "
               "config (plan.json) and left out of this report; they stay on disk", file=sys.stderr)

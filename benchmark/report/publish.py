@@ -52,10 +52,21 @@ def _files(folder: Path) -> list[str]:
     return [e for e in _entries(folder) if (folder / e).is_file() and not (folder / e).is_symlink()]
 
 
-def write_marker(folder: Path) -> None:
-    """Record the files of a finished report folder in its marker (call last, before publishing)."""
+def write_marker(folder: Path, source: Path | None = None) -> None:
+    """Record the files of a finished report folder, and the output folder it reports, in its marker (call last,
+    before publishing)."""
     listed = [f for f in _files(folder) if f != MARKER]
-    atomic_write_text(folder / MARKER, json.dumps({"made_by": "solderbench report", "files": listed}, indent=1) + "\n")
+    made = {"made_by": "solderbench report", "files": listed} | ({"source": str(source.resolve())} if source else {})
+    atomic_write_text(folder / MARKER, json.dumps(made, indent=1) + "\n")
+
+
+def _source(folder: Path) -> str | None:
+    """The output folder the report in `folder` was built from (None: not said, an older report)."""
+    try:
+        source = json.loads((folder / MARKER).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
 
 
 def _marked(folder: Path) -> list[str] | None:
@@ -104,8 +115,9 @@ def _topmost(entries: list[str]) -> list[str]:
     return [e for e in entries if not any(p.as_posix() in listed for p in Path(e).parents)]
 
 
-def check_replaceable(out_dir: Path) -> None:
-    """Raise UserError unless `out_dir` is absent, empty, or a report folder holding only the report's own files."""
+def check_replaceable(out_dir: Path, source: Path | None = None) -> None:
+    """Raise UserError unless `out_dir` is absent, empty, or a report folder holding only the report's own files, built
+    from `source` (a report of another output folder is not replaced)."""
     if out_dir.is_symlink():
         raise UserError(f"--out {out_dir}: is a symbolic link; give the folder it points to, or a new folder")
     if not out_dir.exists():
@@ -122,6 +134,10 @@ def check_replaceable(out_dir: Path) -> None:
             f"--out {out_dir}: the folder exists and holds files a report did not write ({shown}); a report replaces "
             "only a folder it made: give a new or empty folder"
         )
+    made_from = _source(out_dir)
+    if source is not None and made_from is not None and made_from != str(source.resolve()):
+        raise UserError(f"--out {out_dir}: holds the report of another output folder, {made_from}; a report replaces "
+                        f"only its own: give --out a new folder for the report of {source}, or delete that report first")
 
 
 def _previous(out_dir: Path) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.atomic import atomic_write_text
+from benchmark.pages import html_table, markdown_table
 from benchmark.report.columns import info
 from benchmark.report.selection import Rows
 
@@ -108,16 +109,15 @@ def to_latex(summary: pd.DataFrame, caption: str, label: str) -> str:
 def to_html(summary: pd.DataFrame, caption: str) -> str:
     """An HTML table (escaped), best per column in bold."""
     text, bold = wide(summary, "html")
-    styler = text.style.format(escape="html").format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-    styler = styler.apply(lambda _: np.where(bold, "font-weight: bold", ""), axis=None)
-    return styler.hide(axis="index", names=True).set_caption(caption).set_table_attributes('class="paper"').to_html()
+    styler = text.style.apply(lambda _: np.where(bold, "font-weight: bold", ""), axis=None)
+    return html_table(styler.hide(axis="index", names=True).set_table_attributes('class="paper"'), caption)
 
 
 def write_table(summary: pd.DataFrame, stem: Path, caption: str) -> None:
     """`stem`.md, .tex and .csv (flat column names)."""
     md, _ = wide(summary, "md")
     csv, _ = wide(summary, "csv")
-    atomic_write_text(stem.with_suffix(".md"), f"{caption}\n\n{_flat(md).to_markdown()}\n")
+    atomic_write_text(stem.with_suffix(".md"), f"{caption}\n\n{markdown_table(_flat(md))}\n")
     tex_caption = caption.replace("±", r"$\pm$").replace("×", r"$\times$").replace("%", r"\%")
     atomic_write_text(stem.with_suffix(".tex"), to_latex(summary, tex_caption, f"tab:{stem.name}"))
     atomic_write_text(stem.with_suffix(".csv"), _flat(csv).to_csv())

@@ -103,6 +103,8 @@ def open_trackers(names: list[str], output: Path, experiment: str, config: dict,
                 from benchmark.trackers.tensorboard import TensorboardTracker
 
                 made.append(TensorboardTracker(output))
-        except Exception as exc:  # noqa: BLE001 - a tracker that cannot start is skipped, with a warning
-            warn(name, exc)
+        except Exception as exc:  # noqa: BLE001 - a tracker that cannot start is skipped, with one warning
+            text = (str(exc).splitlines() or [""])[0][:300]
+            print(f"warning: {name} tracker: {type(exc).__name__}: {text}; the sweep goes on without it",
+                  file=sys.stderr)
     return Trackers(made)

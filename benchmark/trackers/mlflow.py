@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -20,6 +22,7 @@ from benchmark.trackers.params import epoch_series, final_metrics, flatten, run_
 SWEEP_TAG = "solderbench.sweep"
 KEY_FILE = "mlflow-sweep-key"
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+PROBE_TIMEOUT_S = 3.0
 
 
 def sweep_key(output: Path) -> str:
@@ -42,10 +45,30 @@ def default_uri(output: Path) -> str:
     return f"sqlite:///{(output / 'mlflow.db').resolve()}"
 
 
+def probe(uri: str) -> None:
+    """Where MLflow would retry for minutes, fail within PROBE_TIMEOUT_S: a tracking server that does not answer
+    (ConnectionError), an SQLite store that is a folder or in a missing folder (OSError)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname or "localhost", port), timeout=PROBE_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ConnectionError(f"nothing answers at {uri} within {PROBE_TIMEOUT_S:g} s "
+                                  f"({exc.strerror or type(exc).__name__})") from None
+    elif parsed.scheme.startswith("sqlite") and uri.startswith(f"{parsed.scheme}:///"):
+        path = Path(uri[len(parsed.scheme) + 4:])
+        if path.is_dir():
+            raise IsADirectoryError(f"the SQLite store {path} is a folder")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"the folder of the SQLite store {path} does not exist")
+
+
 class MlflowTracker:
     name = "mlflow"
 
     def __init__(self, output: Path, experiment: str, config: dict, tracking_uri: str | None):
+        probe(tracking_uri or default_uri(output))
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=tracking_uri or default_uri(output))

@@ -24,7 +24,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def run_params(record: dict) -> dict[str, str]:
     """Resolved config (the run's own, with a trial's overrides) and method parameters, as text; `record` is
-    structured (as `RunDir` reads it and `make_record` makes it)."""
+    a `benchmark.record.RunRecord` (read through its flat keys)."""
     params = flatten(record.get("resolved_config") or {})
     params |= {f"method_params.{k}": v for k, v in (record.get("method_params") or {}).items()}
     return {key: str(value) for key, value in params.items()}

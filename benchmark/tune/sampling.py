@@ -17,6 +17,7 @@ import numpy as np
 from methods.space import Choice, Dimension, IntUniform, LogUniform, Uniform
 
 SIGNIFICANT_DIGITS = 6  # of a drawn continuous value: what a trial uses and what its run id hashes
+MAX_REDRAWS = 20  # draws tried to avoid repeating a finished trial (a small space may have no new point left)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ def draw(dims: dict[str, Dimension], history: list[Finished], kind: str, base_se
     """The values of the next trial (trial number = len(history)); `seed` is `trial_seed(...)` of that trial.
 
     grid: the grid in an order shuffled by `base_seed` (the same for every trial of a study), trial k takes point
-    k (wrapping around when the budget exceeds the grid). Continuous values are `rounded` before they are used or
+    k (wrapping around when the budget exceeds the grid). tpe, random: a draw equal to a finished trial is replaced by a
+    random one (seeded, so still a fixed function of the history). Continuous values are `rounded` before they are used or
     hashed, so the same experiment plans the same trial ids on every machine.
     """
     if not dims:
@@ -128,6 +130,11 @@ def draw(dims: dict[str, Dimension], history: list[Finished], kind: str, base_se
         points = grid_points(dims, trials)
         order = np.random.default_rng(base_seed).permutation(len(points))
         return rounded(dims, points[int(order[len(history) % len(points)])])
-    values = _optuna_draw(dims, history, kind, seed, trials, maximize)
-    return rounded(dims, {key: values[key] for key in dims})
+    tried = [{key: past.values.get(key) for key in dims} for past in history]
+    values = rounded(dims, _optuna_draw(dims, history, kind, seed, trials, maximize))
+    for attempt in range(1, MAX_REDRAWS + 1):  # a draw equal to a finished trial would train the same run again
+        if values not in tried:
+            break
+        values = rounded(dims, _optuna_draw(dims, history, "random", _seed_of(seed, "redraw", attempt), trials, maximize))
+    return values
 

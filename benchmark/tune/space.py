@@ -53,23 +53,6 @@ def split_values(method: str, values: dict[str, Any]) -> tuple[dict[str, Any], d
     return params, overrides
 
 
-def with_overrides(cfg: Experiment, overrides: dict[str, Any]) -> Experiment:
-    """A copy of the config with dotted train.* keys replaced, validated like `--set` (an int for a float key becomes
-    that float)."""
-    if not overrides:
-        return cfg
-    from benchmark.config import validate_experiment
-
-    raw = cfg.model_dump()
-    for key, value in overrides.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return validate_experiment(raw, cfg.source).located(cfg.source, cfg.folder)
-
-
 def check_train_dimensions(cfg: Experiment, dims: dict[str, Dimension], where: str) -> None:
     """Each train.* dimension names a known key of an enabled section, whose bounds or choices the config accepts
     (validated exactly like `--set`)."""

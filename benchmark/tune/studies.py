@@ -14,8 +14,8 @@ from typing import Any
 
 import methods
 from benchmark.errors import UserError
-from benchmark.experiment import Experiment
-from benchmark.plan import RunSpec, make_run, shared_identity
+from benchmark.experiment import Experiment, macro_headline
+from benchmark.plan import RunSpec, make_run, method_params, shared_identity
 from benchmark.train import MAXIMIZE
 from benchmark.tune.sampling import Finished, draw, grid_points, trial_seed
 from benchmark.tune.space import check_train_dimensions, experiment_dimensions, split_values, study_dimensions
@@ -68,7 +68,7 @@ def tune_metric(cfg: Experiment, class_names: list[str]) -> str:
         return "val_nll"
     if select_by != "last":
         return select_by
-    return "val_macro_f1" if len(class_names) > 2 and cfg.data.positive is None else "val_f1"
+    return "val_macro_f1" if macro_headline(len(class_names), cfg.data.positive) else "val_f1"
 
 
 def method_names(cfg: Experiment) -> list[str]:
@@ -77,12 +77,7 @@ def method_names(cfg: Experiment) -> list[str]:
 
 def base_params(cfg: Experiment, method: str) -> dict:
     """The method's fixed parameters from its first entry in `methods:` (grid lists left out: tuned or default)."""
-    for entry in cfg.methods:
-        if entry == method:
-            return {}
-        if isinstance(entry, dict) and entry["name"] == method:
-            return {k: v for k, v in entry.items() if k != "name" and not isinstance(v, list)}
-    return {}
+    return next((entry.fixed for entry in cfg.method_entries() if entry.name == method), {})
 
 
 def resolve_tuning(cfg: Experiment, class_names: list[str]) -> Tuning | None:
@@ -129,9 +124,8 @@ def trial_run(cfg: Experiment, dataset_fingerprint: str, study: Study, trial: in
     """Trial `trial` of `study` (of `budget`) with the drawn `values` as a run (its id hashes the values and the
     trial number)."""
     params, overrides = split_values(study.method, values)
-    resolved = methods.build(study.method, **(study.base_params | params)).hparams
     return make_run(cfg, shared_identity(cfg, dataset_fingerprint, overrides), study.method,
-                    dict(sorted(resolved.items())), study.backbone, study.weights, study.seed, study.repeat,
+                    method_params(study.method, study.base_params | params), study.backbone, study.weights, study.seed, study.repeat,
                     study.fold, overrides=overrides, trial=trial, tune_values=values, tune_budget=budget)
 
 

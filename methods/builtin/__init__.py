@@ -1,0 +1,1 @@
+"""Built-in methods, one file each: every module here is imported when the method registry is first used."""
