@@ -153,8 +153,8 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
 
 def read_yaml(path: Path) -> dict:
     if path.is_dir():
-        raise UserError(f"{path} is a folder; give the experiment file (e.g. experiments/quick.yaml), or for report, "
-                        "explain and status the output folder (runs/<name>)")
+        raise UserError(f"{path} is a folder without {RESOLVED}; give the experiment file (e.g. experiments/quick.yaml) "
+                        "or an output folder that `run` wrote (runs/<name>)")
     if not path.is_file():
         raise UserError(f"experiment file {path} does not exist")
     size = path.stat().st_size
@@ -237,6 +237,12 @@ def output_folder(name: str, output: str | None) -> str:
     return output if output is not None else f"runs/{name}"
 
 
+def _from_output(folder: Path) -> dict:
+    raw = read_yaml(folder / RESOLVED)
+    run = raw.get("run") if isinstance(raw.get("run"), dict) else {}
+    return {**raw, "run": {**run, "output": str(folder)}}
+
+
 def output_of(target: str | Path) -> tuple[Path, Path | None]:
     """What an output TARGET (`report`, `explain`) means: (the output folder, the experiment file or None when TARGET
     is the folder itself). Of an experiment file only name and run.output are read (a report needs no data)."""
@@ -252,11 +258,27 @@ def output_of(target: str | Path) -> tuple[Path, Path | None]:
     raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")
 
 
+RESOLVED = "config.resolved.yaml"  # what `run` writes into an output folder: the experiment as it ran
+
+
+def resolved_config(folder: Path) -> Path | None:
+    """An output folder's config.resolved.yaml, or None when `folder` is not an experiment's output folder."""
+    path = Path(folder) / RESOLVED
+    return path if Path(folder).is_dir() and path.is_file() else None
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
-    """Read, override, validate; the experiment with data.root resolved and run.output filled in, located at `path`."""
+    """Read, override, validate; the experiment with data.root resolved and run.output filled in, located at `path`.
+
+    `path` may also be an output folder (runs/<name>): its config.resolved.yaml (the experiment as it ran, with the
+    --set overrides of that run) with run.output set to the folder itself."""
     path = Path(path)
     where = str(path)
-    cfg = validate_experiment(apply_overrides(read_yaml(path), list(overrides), where), where)
+    if path.is_dir() and resolved_config(path) is None:
+        raise UserError(f"{path}: no {RESOLVED} in this folder (expected an output folder written by `run`, or an "
+                        "experiment file)")
+    raw = read_yaml(path) if resolved_config(path) is None else _from_output(path)
+    cfg = validate_experiment(apply_overrides(raw, list(overrides), where), where)
     _check_combinations(cfg, where)
     data = cfg.data.model_copy(update={"root": str(resolve_data_root(cfg.data.root, path.parent.resolve(), where))})
     run = cfg.run.model_copy(update={"output": output_folder(cfg.name, cfg.run.output)})

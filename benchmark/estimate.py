@@ -87,25 +87,50 @@ def run_seconds(run: RunSpec, cfg: Experiment, prepared, cost: Probe) -> float:
     return cost.setup_s + cfg.train.epochs * epoch + len(fold.test) * cost.eval_image_s
 
 
-def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
-    """Estimated cost per backbone; probes each distinct model once (with the experiment's torch threads)."""
+def run_estimates(sweep, runs: list[RunSpec], device: torch.device) -> dict[str, float]:
+    """Estimated seconds of each run on one worker; probes each distinct model once (with the experiment's threads)."""
     cfg = sweep.cfg
     try:
         numerics.enter(cfg.train.numerics, cfg.train.threads, device.type)
     except numerics.NotApplicable:  # kernels already ran natively here: the probe times native kernels
         torch.set_num_threads(numerics.effective_threads(cfg.train.numerics, cfg.train.threads) or torch.get_num_threads())
     probes: dict[tuple[str, str], Probe] = {}
+    out = {}
+    for run in runs:
+        key = _probe_key(run, len(sweep.prepared.class_names))
+        if key not in probes:
+            probes[key] = probe(run, cfg, sweep.prepared, device)
+        out[run.run_id] = run_seconds(run, cfg, sweep.prepared, probes[key])
+    return out
+
+
+def estimate(sweep, runs: list[RunSpec], pending: list[RunSpec], device: torch.device) -> list[BackboneCost]:
+    """Estimated cost per backbone of the `pending` among `runs`."""
+    seconds = run_estimates(sweep, pending, device)
     out = []
     for backbone in dict.fromkeys(run.backbone for run in runs):
         todo = [run for run in pending if run.backbone == backbone]
-        seconds = 0.0
-        for run in todo:
-            key = _probe_key(run, len(sweep.prepared.class_names))
-            if key not in probes:
-                probes[key] = probe(run, cfg, sweep.prepared, device)
-            seconds += run_seconds(run, cfg, sweep.prepared, probes[key])
-        out.append(BackboneCost(backbone, sum(run.backbone == backbone for run in runs), len(todo), seconds))
+        out.append(BackboneCost(backbone, sum(run.backbone == backbone for run in runs), len(todo),
+                                sum(seconds[run.run_id] for run in todo)))
     return out
+
+
+class Eta:
+    """Time left in a sweep: the cost estimate of the runs not finished, rescaled by how the finished ones went."""
+
+    def __init__(self, seconds: dict[str, float], workers: int):
+        self.seconds, self.workers = seconds, max(1, workers)
+        self.start, self.finished = time.perf_counter(), 0.0
+
+    def done(self, run_id: str) -> None:
+        self.finished += self.seconds.pop(run_id, 0.0)
+
+    def text(self) -> str:
+        """'≈ 4 min left (cost estimate)'; after the first finished runs, corrected by their actual pace."""
+        left = sum(self.seconds.values()) / self.workers
+        if self.finished > 0:
+            left *= (time.perf_counter() - self.start) * self.workers / self.finished
+        return f"≈ {format_duration(left)} left (cost estimate)"
 
 
 def format_duration(seconds: float) -> str:
@@ -133,3 +158,34 @@ def cost_table(costs: list[BackboneCost], workers: int, device: torch.device, ea
         "(timing probe: a few real training steps per model here)"
     )
     return "\n".join(lines)
+
+
+def pending_cost(cfg: Experiment, runs: list[RunSpec], retry_failed: bool = False, trials: list[RunSpec] = (),
+                 undrawn: list[RunSpec] = ()) -> str:
+    """The cost table of the pending runs among `runs` and the tuning trials: what `init` writes."""
+    return pending_estimate(cfg, runs, retry_failed, trials, undrawn)[0]
+
+
+def pending_estimate(cfg: Experiment, runs: list[RunSpec], retry_failed: bool = False, trials: list[RunSpec] = (),
+                     undrawn: list[RunSpec] = ()) -> tuple[str, float | None]:
+    """The cost table of the pending runs among `runs` and the tuning trials (decodes the images and times a few steps
+    per model), and the estimated seconds per pending run: what `run --dry-run` prints."""
+    from benchmark.executors.local import resolve_workers
+    from benchmark.runner import check_sweep, open_sweep, pending_runs
+
+    sweep = open_sweep(cfg)
+    device = check_sweep(sweep)
+    selected = {run.run_id for run in runs}
+    planned = [run for run in sweep.runs if run.run_id in selected] + list(trials) + list(undrawn)
+    pending = [run for run in pending_runs(sweep, retry_failed) if run.run_id in selected]
+    pending += [run for run in trials if sweep.status_of(run) == "pending"] + list(undrawn)
+    if device is None:
+        from benchmark.train import resolve_device
+
+        device, workers = resolve_device("auto"), 1
+    else:
+        workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
+    costs = estimate(sweep, planned, pending, device)
+    pending_n = sum(c.pending for c in costs)
+    per_run = sum(c.run_s for c in costs) / pending_n if pending_n else None
+    return cost_table(costs, workers, device, cfg.train.early_stopping is not None), per_run

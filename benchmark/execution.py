@@ -59,7 +59,7 @@ def make_record(sweep: Sweep, run: RunSpec, status: str, error: str, result, wal
 
 
 def train_and_record(sweep: Sweep, run: RunSpec, device: torch.device,
-                     show_progress: bool = True) -> tuple[RunRecord, pd.DataFrame | None]:
+                     show_progress: bool | str = True) -> tuple[RunRecord, pd.DataFrame | None]:
     """Train one run (resuming from its checkpoints), write its predictions (or, when it fails, its traceback) and
     return its record and epoch history; writes no record."""
     run_dir = sweep.store.run(run.run_id)
@@ -92,7 +92,7 @@ def save_result(sweep: Sweep, record: RunRecord, history: pd.DataFrame | None) -
         run_dir.drop_last()
 
 
-def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool = True) -> RunRecord:
+def execute_run(sweep: Sweep, run: RunSpec, device: torch.device, show_progress: bool | str = True) -> RunRecord:
     """Train one run and write its record (done or failed). The caller holds the run's lease."""
     record, history = train_and_record(sweep, run, device, show_progress)
     save_result(sweep, record, history)

@@ -196,6 +196,18 @@ class RunDir:
             return None
         return state
 
+    def saved_epoch(self) -> int | None:
+        """The epoch last.pt was saved at (a run interrupted there resumes after it); None without a readable one.
+        Read-only: a damaged file is left where it is (only `run` sets files aside)."""
+        if not self.last_path.is_file():
+            return None
+        try:
+            state = torch.load(self.last_path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - damaged or being written: no epoch to show
+            return None
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        return epoch if isinstance(epoch, int) else None
+
     def discard_last(self, problem: str) -> None:
         """Set last.pt aside: it is whole but does not fit the run (`problem`)."""
         set_aside(self.last_path, problem)

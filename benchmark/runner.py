@@ -139,8 +139,10 @@ def write_experiment_files(sweep: Sweep, trials: list[RunSpec] = ()) -> None:
                 sweep.store.release(run.run_id)
 
 
-def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True) -> dict:
-    """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume.
+def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = False, show_progress: bool = True,
+              eta: bool = False) -> dict:
+    """Run every pending run; returns counts. Finished runs are skipped, interrupted ones resume. `eta`: time a few
+    steps per model first (the cost estimator) and show the time left on the sweep bar.
 
     Everything the input can get wrong is checked before the output folder is created or touched.
     """
@@ -149,7 +151,8 @@ def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = Fa
     sweep = open_sweep(cfg)
     executor = make_executor(cfg, check_sweep(sweep, only))
     with executor.session():
-        counts = _run_pending(sweep, select(sweep.runs, only or {}), executor, retry_failed, show_progress, only)
+        counts = _run_pending(sweep, select(sweep.runs, only or {}), executor, retry_failed, show_progress, only,
+                              eta and show_progress)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts["wall_time_s"] = time.perf_counter() - wall
     counts["peak_rss_mib"] = peak_mib
@@ -157,14 +160,14 @@ def run_sweep(cfg: Experiment, only: dict | None = None, retry_failed: bool = Fa
 
 
 def _run_pending(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_failed: bool,
-                 show_progress: bool, only: dict | None = None) -> dict:
+                 show_progress: bool, only: dict | None = None, eta: bool = False) -> dict:
     """Create the output folder and train the pending runs among `runs` with `executor`, then the tuning trials."""
     cfg = sweep.cfg
     tuning = resolve_tuning(cfg, sweep.prepared.class_names)
     trials = frontier(sweep, tuning, retry_failed) if tuning else None
     write_experiment_files(sweep, trials.known if trials else [])
     with tracking(sweep):
-        return _train_all(sweep, runs, executor, retry_failed, show_progress, only, tuning)
+        return _train_all(sweep, runs, executor, retry_failed, show_progress, only, tuning, eta)
 
 
 @contextlib.contextmanager
@@ -190,20 +193,39 @@ def tracking(sweep: Sweep) -> Iterator[None]:
 
 
 def _train_all(sweep: Sweep, runs: list[RunSpec], executor: Executor, retry_failed: bool, show_progress: bool,
-               only: dict | None, tuning: Tuning | None) -> dict:
+               only: dict | None, tuning: Tuning | None, eta: bool = False) -> dict:
     cfg = sweep.cfg
     todo = [r for r in pending_runs(sweep, retry_failed) if r in runs]
     print(f"{cfg.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run on "
           f"{executor.describe(len(todo))}", file=sys.stderr)
+    sweep.eta = _eta(sweep, todo, executor) if eta else None
     counts = {"done": 0, "failed": 0, "skipped": len(runs) - len(todo), "busy": 0}
     _note_missing_checkpoints(sweep, [r for r in runs if r not in todo])
     try:
         _add(counts, executor.run(sweep, todo, retry_failed, show_progress))
     finally:  # once per sweep (a per-run rebuild is quadratic in the sweep's size); also after Ctrl-C
+        sweep.eta = None
         sweep.store.rebuild_tables()
     if tuning:
         _tune(sweep, tuning, executor, counts, retry_failed, show_progress, only or {})
     return counts
+
+
+def _eta(sweep: Sweep, todo: list[RunSpec], executor: Executor):
+    """The cost estimator's time left for `todo` on the local executor (None for Ray or a single run)."""
+    from benchmark.estimate import Eta, format_duration, run_estimates
+    from benchmark.executors.local import LocalExecutor
+
+    if not isinstance(executor, LocalExecutor) or len(todo) < 2:
+        return None
+    workers = executor.workers(len(todo))
+    try:
+        eta = Eta(run_estimates(sweep, todo, executor.device), workers)
+    except Exception:  # noqa: BLE001 - a method that fails in the probe fails in its runs, recorded there
+        return None
+    print(f"estimate: ≈ {format_duration(sum(eta.seconds.values()) / workers)} wall with {workers} worker(s) "
+          "(a few timed steps per model; the bar corrects it by the pace of the finished runs)", file=sys.stderr)
+    return eta
 
 
 def _note_missing_checkpoints(sweep: Sweep, finished: list[RunSpec]) -> None:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import methods
 from benchmark import numerics
@@ -28,6 +29,7 @@ class Sweep:
     prepared: Prepared
     runs: list[RunSpec]
     on_recorded: Callable[[RunRecord], None] | None = None
+    eta: Any = None  # benchmark.estimate.Eta while `run` shows a time-left estimate on its bar
 
     def recorded(self, record: RunRecord) -> None:
         """Tell the driving process's listener (the trackers) that a run was recorded."""

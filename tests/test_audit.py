@@ -147,7 +147,8 @@ def test_flags_planted_size_shortcut(tmp_path):
     assert sets["format"]["balanced_accuracy"] < 0.75  # all PNG: nothing to learn from the format
     flagged = {f["topic"]: f for f in result["findings"] if f["topic"].startswith("shortcut:")}
     assert flagged["shortcut:task:size"]["severity"] == "warning"
-    assert "without looking at the solder" in render_markdown(result)
+    assert "from how the images were made" in render_markdown(result)
+    assert "solder" not in render_markdown(result)  # neutral words: the data need not be solder joints
 
 
 def test_no_shortcut_no_flag(tmp_path):
@@ -227,3 +228,52 @@ def test_sharpness_and_colour_against_numpy():
     stats = colour_stats(img)
     assert stats["mean_g"] == pytest.approx(img[..., 1].astype(np.float64).mean())
     assert stats["contrast"] == pytest.approx(np.std(grey), rel=1e-12)
+
+
+def test_advice_leaves_out_what_the_experiment_already_does(tmp_path, messy):
+    """A cue the experiment already mitigates gets no advice to switch that mitigation on; leakage and copies point at
+    protocol.group_by: duplicates, the tool's own fix."""
+    plain = run_audit(scan(planted(tmp_path, 20, 60)), None, image_size=48, trees=TREES)
+    size = next(f for f in plain["findings"] if f["topic"] == "shortcut:task:size")
+    assert "data.resize: {policy: via" in size["mitigation"] and size["action"] == "resize_via"
+    via = run_audit(scan(planted(tmp_path, 20, 60)), None, image_size=48, resize_policy="via", via=16, trees=TREES)
+    size = next(f for f in via["findings"] if f["topic"] == "shortcut:task:size")
+    assert "already goes through 16 px" in size["mitigation"] and "{policy: via" not in size["mitigation"]
+    assert size["action"] is None
+
+    files = scan(messy)
+    copy, original = index_of(files, "a/copy of img (0).png"), index_of(files, "a/img (0).png")
+    others = np.setdiff1d(np.arange(len(files.files)), [copy, original])
+    split = Fold(0, 0, np.sort(np.append(others[:10], original)), np.empty(0, dtype=np.int64), np.array([copy]))
+    loose = {f["topic"]: f for f in run_audit(files, [split], image_size=32, trees=TREES)["findings"]}
+    assert "protocol.group_by: duplicates" in loose["exact-duplicates"]["mitigation"]
+    assert "protocol.group_by: duplicates" in loose["leakage"]["mitigation"]
+    grouped = {f["topic"]: f for f in run_audit(files, [split], image_size=32, group_by="duplicates",
+                                                trees=TREES)["findings"]}
+    assert grouped["exact-duplicates"]["mitigation"] is None and grouped["exact-duplicates"]["severity"] == "info"
+    assert "set protocol.group_by" not in grouped["leakage"]["mitigation"]
+    fixed = {f["topic"]: f for f in run_audit(files, [split], image_size=32, fixed_split=True,
+                                              trees=TREES)["findings"]}
+    for topic in ("leakage", "exact-duplicates"):  # a folder's own parts: grouping cannot apply, deleting can
+        assert "all but one part" in fixed[topic]["mitigation"] and fixed[topic]["action"] is None
+
+
+def test_advice_names_only_options_the_tool_has():
+    from benchmark.audit.findings import _consequence
+
+    for key, kind in (("colour", "metadata"), ("size", "metadata"), ("input", "input"), ("format", "metadata")):
+        _, advice, _ = _consequence(key, kind, {"resize_policy": "stretch"})
+        assert "jitter" not in advice and "grey" not in advice and "gray" not in advice
+
+
+def test_majority_wording_says_what_was_measured(tmp_path):
+    """Balanced three classes: the training part's most common class scores below 1/3 on the test part; the text
+    says which class is guessed and gives chance beside it."""
+    root = tmp_path / "three"
+    rng = np.random.default_rng(4)
+    for name in ("x", "y", "z"):
+        make_class(root / name, 10, 30, rng)
+    result = run_audit(scan(root), None, image_size=32, trees=TREES)
+    summary = render_summary(result)
+    assert "most common class of each fold's training part" in summary
+    assert "chance with 3 classes: 33.3% balanced accuracy" in summary

@@ -90,3 +90,14 @@ def test_plugin_reusing_a_builtin_name_is_refused(tmp_path):
     with pytest.raises(UserError, match="plugin dup.py failed to load: ValueError: method 'ce' is already registered"):
         methods.load_plugins(["dup.py"], tmp_path)
     assert methods.method_info("ce")["params"] == {}
+
+
+def test_methods_md_search_space_example_registers_its_space(tmp_path):
+    """docs/methods.md's plugin example with `search_space` loads, and `list methods` shows the space it declares."""
+    section = (DOCS.parent / "docs" / "methods.md").read_text().split("### Declaring a tuning space", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "my_methods.py").write_text(code)
+    methods.load_plugins(["my_methods.py"], tmp_path)
+    space = methods.method_info("logit_penalty")["space"]
+    assert list(space) == ["weight"] and space["weight"].describe() == "log-uniform(0.0001, 0.1)"
+    assert "tunes: weight ~ log-uniform(0.0001, 0.1)" in section

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -47,6 +48,10 @@ def test_two_workers_give_the_single_process_table(tmp_path, image_folder, refer
     assert "in 2 worker processes" in log.read_text()
     assert f"{len(reference)} trained" in log.read_text()
     _assert_clean_and_equal(experiment.parent / "out", reference)
+    worker_logs = "".join(p.read_text() for p in (experiment.parent / "out" / "logs").glob("worker-*.log"))
+    for run_id in reference["run_id"]:  # each run: a start line, epoch lines and an end line in some worker's log
+        assert re.search(rf"{run_id} \S+ fold \d+: epoch 1/\d+ train_loss", worker_logs), run_id
+    assert worker_logs.count(": started") == len(reference) and worker_logs.count(": done in ") == len(reference)
 
 
 def test_killed_parent_takes_its_workers_along_and_rerun_completes(tmp_path, image_folder, reference,  # noqa: F811

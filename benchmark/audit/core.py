@@ -32,6 +32,8 @@ def run_audit(
     resize_policy: str = "stretch",
     via: int | None = None,
     positive: str | None = None,
+    group_by: str | None = None,
+    fixed_split: bool = False,
     *,
     near_threshold: int = NEAR_THRESHOLD,
     trees: int = TREES,
@@ -40,7 +42,9 @@ def run_audit(
     """Audit a dataset: inventory, bad files, duplicates, fold leakage and shortcuts. Returns plain JSON-able data.
 
     `folds` index into `files` (the experiment's folds); None: leakage is not checked and the shortcut check
-    uses a stratified 5-fold split. `positive` names the class whose F1 is reported for a two-class task.
+    uses a stratified 5-fold split. `positive` names the class whose F1 is reported for a two-class task; `group_by`
+    is the folds' protocol.group_by and `fixed_split` whether they are a folder's own parts (the advice leaves
+    out what is already on, and what does not apply).
     """
     table = inspect_files(files, image_size, resize_policy, via)
     duplicates, pairs = duplicate_report(table, near_threshold)
@@ -56,6 +60,8 @@ def run_audit(
             "resize_policy": resize_policy,
             "via": via,
             "positive": positive,
+            "group_by": group_by,
+            "fixed_split": fixed_split,
             "near_threshold": near_threshold,
             "folds": "experiment" if folds else f"stratified {len(shortcut_folds)}-fold, seed {DEFAULT_SEED}",
             "n_folds": len(shortcut_folds),

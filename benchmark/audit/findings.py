@@ -23,10 +23,31 @@ RESIZE_HINT = (
     "down-sample every crop to one small size first: data.resize: {policy: via, via: 24} "
     "(folder mode: --resize via --via 24), then run the audit again"
 )
+GROUP_HINT = ("set protocol.group_by: duplicates (folder mode: --group-by duplicates): each group of byte-identical "
+              "files then stays in one part of every fold")
+FLOOR_HINT = "compare methods against this floor (the report shows it), not against chance"
+# What a finding asks the experiment to switch on (None: nothing the tool can switch on); `init` applies these.
+RESIZE_VIA, GROUP_DUPLICATES = "resize_via", "group_by_duplicates"
+SHORTCUT_EFFECT = "a model can score this from how the images were made, not from what they show."
 
 
-def _finding(severity: str, topic: str, message: str, mitigation: str | None = None) -> dict:
-    return {"severity": severity, "topic": topic, "message": message, "mitigation": mitigation}
+def _finding(severity: str, topic: str, message: str, mitigation: str | None = None, action: str | None = None) -> dict:
+    return {"severity": severity, "topic": topic, "message": message, "mitigation": mitigation, "action": action}
+
+
+FIXED_HINT = ("the parts are the folder's own train/ validation/ test/ (protocol.group_by applies to k-fold only): "
+              "delete the copies from all but one part (audit.json lists them)")
+
+
+def _grouped(settings: dict) -> bool:
+    return settings.get("group_by") == "duplicates"
+
+
+def majority_phrase(task: dict) -> str:
+    """The majority baseline as measured: each fold's training part's most common class, scored on its test part."""
+    k = len(task["classes"])
+    return (f"always guessing the most common class of each fold's training part: {task['majority']['accuracy']:.1%} "
+            f"accuracy (chance with {k} classes: {1 / k:.1%} balanced accuracy)")
 
 
 def _severity(balanced: float, chance: float) -> str | None:
@@ -45,54 +66,66 @@ def set_severity(task: dict, row: dict) -> str | None:
     return severity
 
 
-def _consequence(key: str, kind: str) -> tuple[str, str | None]:
-    """What a shortcut of this feature set means for a model, and what to do."""
+def _resize_advice(settings: dict) -> tuple[str, str | None]:
+    """The resize advice, or (when the crops already go through a small size) what is left to do."""
+    if settings.get("resize_policy") == "via":
+        return (f"every crop already goes through {settings.get('via')} px and the cue remains: try a smaller "
+                f"data.resize.via, and {FLOOR_HINT}"), None
+    return RESIZE_HINT, RESIZE_VIA
+
+
+def _consequence(key: str, kind: str, settings: dict) -> tuple[str, str | None, str | None]:
+    """What a shortcut of this feature set means for a model, what to do, and what to switch on."""
+    if key == "input":  # reported only when sharpness alone is not (as) telling: colour or contrast carry the cue
+        return (SHORTCUT_EFFECT, "the input's colour or contrast differs between the classes (sharpness alone tells "
+                f"them apart less well): check the lighting and camera per class, and {FLOOR_HINT}", None)
     if kind == "input":
-        return "a model can score this without looking at the solder.", RESIZE_HINT
+        return (SHORTCUT_EFFECT, *_resize_advice(settings))
     if key == "format":
         return (
             "the classes were stored differently, so they were probably collected differently.",
             "a model never sees the file format; check the model-input rows to see whether the difference reaches the pixels",
+            None,
         )
     if key == "colour":
         return (
             "brightness or colour differs between the classes.",
-            "check lighting/camera per class; colour-jitter augmentation or grey-scale input weakens this cue",
+            f"check the lighting and camera per class; the benchmark has no colour augmentation, so {FLOOR_HINT}",
+            None,
         )
     return (
-        "if the size difference reaches the model's input (up-scaling blurs small crops), a model can score this "
-        "without looking at the solder.",
-        RESIZE_HINT,
+        "if the size difference reaches the model's input (up-scaling blurs small crops), " + SHORTCUT_EFFECT,
+        *_resize_advice(settings),
     )
 
 
-def _set_finding(task: dict, row: dict, image_size: int) -> dict | None:
+def _set_finding(task: dict, row: dict, settings: dict) -> dict | None:
     """The strongest statement about one feature set: overall shortcut, else one class singled out."""
-    phrase = f"From {PHRASES[row['key']].format(size=image_size)} alone, a trivial classifier"
+    phrase = f"From {PHRASES[row['key']].format(size=settings['image_size'])} alone, a trivial classifier"
     merged = None if task["key"] == "task" else task["key"].split(":", 1)[1]
     what = "the label" if merged is None else f"which of its folders a {merged!r} image came from"
     others = "the other classes" if merged is None else f"the other folders merged into {merged!r}"
-    consequence, mitigation = _consequence(row["key"], row["kind"])
+    consequence, mitigation, action = _consequence(row["key"], row["kind"], settings)
     severity = _severity(row["balanced_accuracy"], task["chance_balanced_accuracy"])
     singled_out = {k: v for k, v in row.get("per_class_f1", {}).items() if v is not None and v >= WARN_BALANCED}
     if severity != WARNING and singled_out:
         singled = ", ".join(f"{name!r} (F1 {value:.1%})" for name, value in singled_out.items())
         message = f"{phrase} tells {singled} apart from {others}: {consequence}"
-        return _finding(WARNING, f"shortcut:{task['key']}:{row['key']}", message, mitigation)
+        return _finding(WARNING, f"shortcut:{task['key']}:{row['key']}", message, mitigation, action)
     if severity is None:
         return None
     message = (
         f"{phrase} predicts {what} with {row['accuracy']:.1%} accuracy (balanced {row['balanced_accuracy']:.1%}; "
-        f"always guessing the most common class: {task['majority']['accuracy']:.1%}): {consequence}"
+        f"{majority_phrase(task)}): {consequence}"
     )
-    return _finding(severity, f"shortcut:{task['key']}:{row['key']}", message, mitigation)
+    return _finding(severity, f"shortcut:{task['key']}:{row['key']}", message, mitigation, action)
 
 
-def _shortcut_findings(shortcuts: dict, image_size: int) -> list[dict]:
+def _shortcut_findings(shortcuts: dict, settings: dict) -> list[dict]:
     combines = {s.key: s.combines for s in FEATURE_SETS}
     out = []
     for task in shortcuts["tasks"]:
-        found = {row["key"]: _set_finding(task, row, image_size) for row in task["sets"]}
+        found = {row["key"]: _set_finding(task, row, settings) for row in task["sets"]}
         for key, finding in found.items():
             if finding is None:
                 continue
@@ -116,7 +149,7 @@ def _label_conflicts(exact: dict, near: dict) -> list[str]:
     return groups + pairs
 
 
-def _duplicate_findings(duplicates: dict) -> list[dict]:
+def _duplicate_findings(duplicates: dict, settings: dict) -> list[dict]:
     out = []
     exact, near = duplicates["exact"], duplicates["near"]
     if exact["cross_class_groups"] or near["cross_class_pairs"]:
@@ -133,14 +166,16 @@ def _duplicate_findings(duplicates: dict) -> list[dict]:
         )
     if exact["groups"]:
         per_class = ", ".join(f"{k} {v}" for k, v in exact["redundant_per_class"].items())
-        out.append(
-            _finding(
-                CAUTION, "exact-duplicates",
-                f"{exact['files']} files are byte-identical copies in {exact['groups']} group(s): "
-                f"{exact['redundant_copies']} redundant copies ({per_class}).",
-                "delete the copies (audit.json lists every group), or random folds put copies in training and test",
-            )
-        )
+        message = (f"{exact['files']} files are byte-identical copies in {exact['groups']} group(s): "
+                   f"{exact['redundant_copies']} redundant copies ({per_class}).")
+        if settings.get("fixed_split"):
+            out.append(_finding(CAUTION, "exact-duplicates", message, FIXED_HINT))
+        elif _grouped(settings):
+            out.append(_finding(INFO, "exact-duplicates", message + " protocol.group_by: duplicates keeps each group "
+                                "in one part of every fold."))
+        else:
+            out.append(_finding(CAUTION, "exact-duplicates", message, GROUP_HINT + "; or delete the copies (audit.json "
+                                "lists every group)", GROUP_DUPLICATES))
     if near["within_class_pairs"]:
         out.append(
             _finding(
@@ -153,9 +188,16 @@ def _duplicate_findings(duplicates: dict) -> list[dict]:
     return out
 
 
-def _leak_findings(leakage: dict) -> list[dict]:
+def _leak_findings(leakage: dict, settings: dict) -> list[dict]:
     if not leakage.get("available") or not leakage["total_leaked"]:
         return []
+    if settings.get("fixed_split"):
+        advice, action = FIXED_HINT, None
+    elif _grouped(settings):
+        advice, action = ("byte-identical copies are already kept together (protocol.group_by: duplicates); what leaks "
+                          "are near-identical copies: delete them (audit.json lists every pair)"), None
+    else:
+        advice, action = GROUP_HINT + "; near-identical copies need deleting (audit.json lists them)", GROUP_DUPLICATES
     pooled = leakage["pooled_leaked_fraction"]
     severity = WARNING if pooled >= LEAK_WARNING else CAUTION
     return [
@@ -164,7 +206,7 @@ def _leak_findings(leakage: dict) -> list[dict]:
             f"{leakage['total_leaked']} of {leakage['total_test']} test images ({pooled:.1%}; per fold up to "
             f"{leakage['max_leaked_fraction']:.1%}) have an identical or near-identical copy in the training part of "
             "their fold: test scores are optimistic (the model has seen these images).",
-            "delete the redundant copies (audit.json lists every group and pair) and run the audit again",
+            advice, action,
         )
     ]
 
@@ -190,10 +232,11 @@ def _inventory_findings(inventory: dict) -> list[dict]:
 
 def findings(result: dict) -> list[dict]:
     """All findings of an audit result, most severe first."""
+    settings = result["settings"]
     found = (
         _inventory_findings(result["inventory"])
-        + _duplicate_findings(result["duplicates"])
-        + _leak_findings(result["leakage"])
-        + _shortcut_findings(result["shortcuts"], result["settings"]["image_size"])
+        + _duplicate_findings(result["duplicates"], settings)
+        + _leak_findings(result["leakage"], settings)
+        + _shortcut_findings(result["shortcuts"], settings)
     )
     return sorted(found, key=lambda f: ORDER[f["severity"]])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmark.audit.findings import CAUTION, WARNING, set_severity
+from benchmark.audit.findings import CAUTION, WARNING, majority_phrase, set_severity
 from benchmark.errors import safe_name
 from benchmark.pages import md_cell
 
@@ -117,7 +117,7 @@ def _singled_out(row: dict, flag_at: float) -> str:
 def _task_rows(task: dict, flag_at: float) -> list[list[object]]:
     binary = task["positive"] is not None
     maj = task["majority"]
-    rows = [["always the most common class", _pct(maj["accuracy"]), _pct(maj["balanced_accuracy"]),
+    rows = [["always the training part's most common class", _pct(maj["accuracy"]), _pct(maj["balanced_accuracy"]),
              _pct(maj.get("f1")) if binary else _pct(maj["macro_f1"]), "", ""]]
     for s in task["sets"]:
         singled = "" if binary else _singled_out(s, flag_at)
@@ -181,8 +181,7 @@ def render_summary(result: dict) -> str:
     lines = [f"Data audit of {safe_name(result['dataset']['root'])}: {inv['n_files']} files ({counts})", _settings_line(result), ""]
     task = result["shortcuts"]["tasks"][0]
     if task["sets"]:
-        lines.append(f"Shortcut check, predicting {task['title']} "
-                     f"(most common class alone: {task['majority']['accuracy']:.1%} accuracy):")
+        lines.append(f"Shortcut check, predicting {task['title']} ({majority_phrase(task)}):")
         for s in task["sets"]:
             lines.append(f"  {s['title']:<58} accuracy {s['accuracy']:6.1%}   balanced {s['balanced_accuracy']:6.1%}")
         lines.append("")

@@ -19,7 +19,8 @@ HELP = "Check a dataset before trusting a benchmark: bad files, duplicates, trai
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", help="an experiment file (.yaml), or a folder with one sub-folder per class")
+    parser.add_argument("target", help="an experiment file (.yaml) or its output folder (runs/<name>), or a folder with "
+                        "one sub-folder per class")
     parser.add_argument("--out", type=Path, help="where to write audit.json and audit.md "
                         "(default: the experiment's run.output; for a folder: ./audit-<folder name>/)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -91,7 +92,8 @@ def _folder_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
     except ValidationError as exc:
         raise UserError(f"--folds/--seed/--group-by: {error_text(exc, ProtocolSpec)}") from None
     folds = make_folds(files, spec)
-    settings = {"image_size": args.image_size, "resize_policy": args.resize, "via": args.via, "positive": args.positive}
+    settings = {"image_size": args.image_size, "resize_policy": args.resize, "via": args.via, "positive": args.positive,
+                "group_by": args.group_by}
     return files, folds, settings, Path.cwd() / f"audit-{folder.resolve().name}"
 
 
@@ -107,17 +109,20 @@ def _config_inputs(args: argparse.Namespace) -> tuple[FileList, list[Fold], dict
         "resize_policy": data.resize.policy,
         "via": data.resize.via,
         "positive": prepared.class_names[prepared.positive] if len(prepared.class_names) == 2 else data.positive,
+        "group_by": cfg.protocol.group_by,
+        "fixed_split": cfg.protocol.kind == "fixed",
     }
     return prepared.files, prepared.folds, settings, Path(cfg.run.output)
 
 
 def main(args: argparse.Namespace) -> int:
     from benchmark.audit import render_summary, run_audit, save_audit
+    from benchmark.config import resolved_config
 
     target = Path(args.target)
-    if target.is_dir():
+    if target.is_dir() and resolved_config(target) is None:
         files, folds, settings, default_out = _folder_inputs(args)
-    elif target.is_file():
+    elif target.is_file() or target.is_dir():
         files, folds, settings, default_out = _config_inputs(args)
     else:
         raise UserError(f"audit: {target} does not exist; give an experiment file (.yaml) or a folder of class folders")

@@ -1,17 +1,23 @@
-"""`python -m benchmark report`: tables, statistics, figures and index.html for one experiment."""
+"""`python -m benchmark report`: tables, statistics, figures and index.html for one experiment (or for each of several,
+then their performance tables side by side)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from benchmark.errors import UserError
+
 NAME = "report"
 HELP = "write paper-style tables, significance tests, figures and a self-contained index.html for an experiment"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="CONFIG.yaml|OUTPUT_DIR", help="experiment file or its output folder (runs/<name>)")
-    parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<experiment name>)")
+    parser.add_argument("targets", nargs="+", metavar="CONFIG.yaml|OUTPUT_DIR",
+                        help="experiment file or its output folder (runs/<name>); several: one report each, then their "
+                             "performance tables side by side")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: reports/<experiment name>; one experiment only)")
     parser.add_argument("--oracle", action="store_true", help="also show each grid's choice by test score (optimistic)")
     parser.add_argument(
         "--metric", action="append", default=None, metavar="NAME",
@@ -31,7 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import math
 
-    from benchmark.errors import UserError
     from benchmark.report import build_report, default_out_dir
     from benchmark.report.decisions import DECISION_FILE
     from benchmark.report.load import resolve_output_dir
@@ -40,14 +45,24 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--rope {args.rope:g}: give the ± width in percentage points, 0 <= PP < 100")
     if not (math.isfinite(args.decide) and 0 < args.decide < 100):
         raise UserError(f"--decide {args.decide:g}: give a difference in percentage points, 0 < PP < 100")
-    output_dir = resolve_output_dir(args.target)
-    out_dir = args.out or default_out_dir(output_dir)
-    index = build_report(
-        output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by, figures=not args.no_figures,
-        rope_pp=args.rope, decide_pp=args.decide,
-    )
-    decision = index.parent / "stats" / DECISION_FILE
-    if decision.is_file():
-        print("\n".join(line for line in decision.read_text().splitlines() if line))
-    print(f"report: {index}")
+    if args.out is not None and len(args.targets) > 1:
+        raise UserError(f"--out names one report folder; with {len(args.targets)} experiments each report goes to "
+                        "reports/<experiment name> (nothing written)")
+    outputs = [resolve_output_dir(target) for target in args.targets]
+    outs = [args.out or default_out_dir(output) for output in outputs]
+    twice = [str(o) for o in outs if outs.count(o) > 1]
+    if twice:
+        raise UserError(f"two of the experiments have the same name, so both reports would go to {twice[0]}; report "
+                        "them one at a time with --out (nothing written)")
+    for output_dir, out_dir in zip(outputs, outs, strict=True):
+        index = build_report(output_dir, out_dir, oracle=args.oracle, metrics=args.metric, select_by=args.select_by,
+                             figures=not args.no_figures, rope_pp=args.rope, decide_pp=args.decide)
+        decision = index.parent / "stats" / DECISION_FILE
+        if decision.is_file():
+            print("\n".join(line for line in decision.read_text().splitlines() if line))
+        print(f"report: {index}")
+    if len(outs) > 1:
+        from benchmark.report.compare import side_by_side
+
+        print("\n" + side_by_side(outs))
     return 0

@@ -14,7 +14,8 @@ HELP = "run an experiment (skips finished runs, resumes interrupted ones)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="experiment YAML, e.g. experiments/quick.yaml")
+    parser.add_argument("config", metavar="CONFIG.yaml|OUTPUT_DIR",
+                        help="experiment file, e.g. experiments/quick.yaml, or its output folder (runs/<name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.epochs=10 (repeatable)")
     parser.add_argument("--only", nargs="+", default=[], metavar="KEY=VALUE",
@@ -36,7 +37,8 @@ def main(args: argparse.Namespace) -> int:
     only = parse_only(args.only)
     if args.dry_run:
         return _dry_run(cfg, only, args)
-    counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet)
+    counts = run_sweep(cfg, only=only, retry_failed=args.retry_failed, show_progress=not args.quiet,
+                       eta=not args.quiet)
     print(
         f"{cfg.name}: {counts['done']} trained, {counts['failed']} failed, {counts['skipped']} already finished"
         + (f", {counts['busy']} not run (held by another process, or their worker stopped: run again to finish them)"
@@ -49,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
     """Print every run with its status (tuning trials after the fixed runs), the counts, and the cost estimate."""
+    from benchmark.design import plan_warnings
+    from benchmark.estimate import pending_estimate
     from benchmark.plan import check_only, select
     from benchmark.runner import open_sweep
     from benchmark.sweep import warn_single_class_f1
@@ -75,9 +79,11 @@ def _dry_run(cfg: Experiment, only: dict, args: argparse.Namespace) -> int:
         line += (f" + {len(known) + len(undrawn)} tuning trial runs ({tuning.trials} trials per method and fold, "
                  f"{len(undrawn)} drawn once the trials before them finish)")
     print(line, file=sys.stderr)
+    for warning in plan_warnings(cfg, sweep.prepared.folds, [r.row() for r in sweep.store.current_records()[0]]):
+        print(f"design warning: {warning}", file=sys.stderr)
     run_s = None
     if not args.no_estimate:
-        table, run_s = _estimate(cfg, runs, args.retry_failed, known, undrawn)
+        table, run_s = pending_estimate(cfg, runs, args.retry_failed, known, undrawn)
         print(table, file=sys.stderr)
     for line in _decision_lines(cfg, len(sweep.runs), run_s):
         print(line, file=sys.stderr)
@@ -102,28 +108,3 @@ def _decision_lines(cfg: Experiment, planned: int, run_s: float | None) -> list[
     if not lines:
         return []
     return [f"what this design can decide (variance measured on the results in {cfg.run.output}):", *lines]
-
-
-def _estimate(cfg: Experiment, runs: list, retry_failed: bool, trials: list, undrawn: list) -> tuple[str, float | None]:
-    """The cost table of the pending runs among `runs` and the trials (decodes the images and times a few steps per
-    model), and the estimated seconds per pending run."""
-    from benchmark.estimate import cost_table, estimate
-    from benchmark.executors.local import resolve_workers
-    from benchmark.runner import check_sweep, open_sweep, pending_runs
-
-    sweep = open_sweep(cfg)
-    device = check_sweep(sweep)
-    selected = {run.run_id for run in runs}
-    planned = [run for run in sweep.runs if run.run_id in selected] + trials + undrawn
-    pending = [run for run in pending_runs(sweep, retry_failed) if run.run_id in selected]
-    pending += [run for run in trials if sweep.status_of(run) == "pending"] + undrawn
-    if device is None:
-        from benchmark.train import resolve_device
-
-        device, workers = resolve_device("auto"), 1
-    else:
-        workers = resolve_workers(cfg.run.workers, cfg.train.threads, len(pending))
-    costs = estimate(sweep, planned, pending, device)
-    pending_n = sum(c.pending for c in costs)
-    per_run = sum(c.run_s for c in costs) / pending_n if pending_n else None
-    return cost_table(costs, workers, device, cfg.train.early_stopping is not None), per_run

@@ -30,20 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def experiment_file(target: str) -> Path:
-    """The experiment file of TARGET: the YAML itself, or an output folder's config.resolved.yaml."""
-    path = Path(target).expanduser()
-    if path.is_dir():
-        resolved = path / "config.resolved.yaml"
-        if not resolved.is_file():
-            raise UserError(f"{target}: no config.resolved.yaml in this folder (expected an output folder written by "
-                            "`benchmark run`, or an experiment YAML)")
-        return resolved
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
-        return path
-    raise UserError(f"{target}: no such experiment file or output folder (expected a .yaml file or runs/<name>)")
-
-
 def main(args: argparse.Namespace) -> int:
     from benchmark.config import load_config
     from benchmark.plan import parse_only
@@ -53,9 +39,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"verify --runs {args.runs}: need an integer >= 1")
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise UserError(f"verify --tolerance {args.tolerance}: need a number >= 0")
-    # an output folder is where its records are, wherever the run that made it wrote them
-    here = [f"run.output={Path(args.target).expanduser().resolve()}"] if Path(args.target).expanduser().is_dir() else []
-    cfg = load_config(experiment_file(args.target), here + args.overrides)
+    cfg = load_config(args.target, args.overrides)
     result = verify(cfg, args.runs, parse_only(args.only), args.scratch, args.tolerance, args.seed,
                     show_progress=not args.quiet)
     table = result.table

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import time
 
 import torch
 from tqdm import tqdm
@@ -78,7 +79,7 @@ def enter_numerics(cfg: Experiment, device: torch.device) -> dict:
     return numerics.enter(cfg.train.numerics, cfg.train.threads, device.type)
 
 
-def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool,
+def train_if_free(sweep, run: RunSpec, device: torch.device, retry_failed: bool, show_progress: bool | str,
                   on_start=lambda run: None) -> dict | None:
     """Claim `run`, train and record it and release it; None if another process has it. The tables are rebuilt
     once per sweep (or tuning wave) by the runner, not per run: a per-run rebuild is quadratic in the sweep's size."""
@@ -98,9 +99,11 @@ def run_serial(sweep, todo: list[RunSpec], device: torch.device, retry_failed: b
     counts = {"done": 0, "failed": 0, "busy": 0}
     bar = tqdm(todo, desc="sweep", unit="run", file=sys.stderr, disable=not show_progress)
     for run in bar:
-        bar.set_postfix_str(_label(run))
+        bar.set_postfix_str(_label(run) + (f"; {sweep.eta.text()}" if sweep.eta else ""))
         record = train_if_free(sweep, run, device, retry_failed, show_progress)
         counts["busy" if record is None else record["status"]] += 1
+        if sweep.eta:
+            sweep.eta.done(run.run_id)
     return counts
 
 
@@ -140,13 +143,15 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
             elif kind == "end":
                 finished[run_id] = value
                 running.pop(worker, None)
+                if sweep.eta:
+                    sweep.eta.done(run_id)
                 bar.update(1)
                 record = sweep.store.read_record(run_id)
                 if record is not None:
                     sweep.recorded(record)
             elif kind == "exit":
                 running.pop(worker, None)
-            bar.set_postfix_str("; ".join(running[w] for w in sorted(running)))
+            bar.set_postfix_str("; ".join([running[w] for w in sorted(running)] + ([sweep.eta.text()] if sweep.eta else [])))
     finally:
         bar.close()
         for proc in procs:
@@ -162,6 +167,16 @@ def run_parallel(sweep, todo: list[RunSpec], device: torch.device, workers: int,
     return {"done": statuses.count("done"), "failed": statuses.count("failed"), "busy": len(todo) - len(finished)}
 
 
+def _log(text: str) -> None:
+    """One time-stamped line in this worker's log."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def _started(messages, worker: int, run: RunSpec) -> None:
+    _log(f"{run.run_id} {_label(run)}: started")
+    messages.put(("start", worker, run.run_id, _label(run)))
+
+
 def _worker(cfg: Experiment, runs: list[RunSpec], device: str, retry_failed: bool, messages, log: str, parent: int) -> None:
     """Worker body: open the same sweep, then claim and train the given runs in order until none is left."""
     die_with_parent(parent)
@@ -172,8 +187,10 @@ def _worker(cfg: Experiment, runs: list[RunSpec], device: str, retry_failed: boo
     enter_numerics(cfg, torch.device(device))
     sweep = open_sweep(cfg)
     for run in runs:
-        record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress=False,
-                               on_start=lambda run: messages.put(("start", worker, run.run_id, _label(run))))
+        record = train_if_free(sweep, run, torch.device(device), retry_failed, show_progress="lines",
+                               on_start=lambda run: _started(messages, worker, run))
         if record is not None:
+            _log(f"{run.run_id} {_label(run)}: {record['status']} in {record['wall_time_s']:.1f} s"
+                 + (f" ({record['error']})" if record["status"] != "done" else ""))
             messages.put(("end", worker, run.run_id, record["status"]))
     messages.put(("exit", worker, "", ""))

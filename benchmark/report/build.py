@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from benchmark import experiment
 from benchmark.atomic import atomic_write_csv, atomic_write_text
+from benchmark.design import report_warnings
 from benchmark.errors import UserError
 from benchmark.pages import html_table, markdown_table
 from benchmark.report import decisions, html, stats, tables
@@ -232,7 +233,7 @@ def _warnings(r: _Report) -> list[str]:
     same = same_objective(r.results)
     if same:
         out.append(same)
-    return out
+    return out + [f"Design: {w}." for w in report_warnings(r.results, r.config)]
 
 
 def same_objective(results: pd.DataFrame) -> str:

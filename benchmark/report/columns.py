@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+import pandas as pd
+
+LABEL_DIGITS = 4  # significant digits of a float in a method label as shown (records keep every digit)
+_FLOAT = re.compile(r"(?<![\w.])-?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])|(?<![\w.])-?\d+[eE][-+]?\d+(?![\w.])")
 
 
 @dataclass(frozen=True)
@@ -60,3 +66,21 @@ def normalize_metric(name: str, prefix: str) -> str:
         allowed = ", ".join(f"{prefix}_{m}" for m in METRICS if not (prefix == "test" and m == "loss"))
         raise ValueError(f"{name!r} is not a {prefix} metric; allowed: {allowed}")
     return f"{prefix}_{bare}"
+
+
+def _rounded(text: str) -> str:
+    """A float written to LABEL_DIGITS significant digits, still reading as a float (2.0 stays 2.0, not 2)."""
+    out = f"{float(text):.{LABEL_DIGITS}g}"
+    return out if any(c in out for c in ".enia") else out + ".0"
+
+
+def short_label(label: str) -> str:
+    """A method label with each float to LABEL_DIGITS significant digits: `w=2.0825030551671313` → `w=2.083`."""
+    return _FLOAT.sub(lambda match: _rounded(match.group()), label)
+
+
+def short_labels(labels: pd.Series) -> pd.Series:
+    """`short_label` of each label, where that keeps distinct labels distinct (else the labels as they are)."""
+    short = labels.map(short_label)
+    pairs = pd.DataFrame({"full": labels, "short": short}).drop_duplicates()
+    return short if pairs["short"].is_unique else labels

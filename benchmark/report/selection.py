@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from benchmark.report.columns import GROUP_KEYS, info
+from benchmark.report.columns import GROUP_KEYS, info, short_labels
 
 BASELINE = "ce"
 
@@ -76,13 +76,15 @@ def build_rows(results: pd.DataFrame, select_by: str = "val_f1", oracle: bool = 
     name = select_by.split("_", 1)[1]
     test_score = "test_nll" if name == "loss" else f"test_{name}"
     is_trial = trial_rows(results)
+    labels = results.loc[~is_trial, "method_label"].drop_duplicates()
+    shown = dict(zip(labels, short_labels(labels), strict=True))  # floats to 4 digits: the rows as displayed
     for method in _method_order(results):
         rows = results[(results["method"] == method) & ~is_trial]
         settings = _setting_order(rows) if len(rows) else []
         if settings:
-            parts.append(rows.assign(row=rows["method_label"], kind="setting"))
-            order += settings
-            fair[method] = settings[0]
+            parts.append(rows.assign(row=rows["method_label"].map(shown), kind="setting"))
+            order += [shown[s] for s in settings]
+            fair[method] = shown[settings[0]]
         if len(settings) >= 2:
             for kind, score in [("selected", select_by)] + ([("oracle", test_score)] if oracle else []):
                 label = f"{method} ({kind})"

@@ -112,10 +112,11 @@ def train_run(
     checkpoints: Checkpoints,
     device: torch.device,
     heartbeat: Callable[[], None] = lambda: None,
-    show_progress: bool = True,
+    show_progress: bool | str = True,
 ) -> RunResult:
     """Train on the fold's training part, select on its validation part, evaluate on its test part; checkpoints
-    go through `checkpoints`, the predictions come back in the result (this function writes no file)."""
+    go through `checkpoints`, the predictions come back in the result (this function writes no file).
+    `show_progress`: True an epoch bar, False nothing, "lines" one line per epoch on stdout (worker logs)."""
     train_cfg = cfg.train
     select_by = cfg.protocol.select_by
     fold = next(f for f in prepared.folds if f.repeat == spec.repeat and f.fold == spec.fold)
@@ -127,10 +128,12 @@ def train_run(
         history = list(progress["history"])
         start_epoch, best_score = progress["epoch"] + 1, progress["best_score"]
         best_epoch, stale = progress["best_epoch"], progress["stale"]
+        print(f"{spec.run_id}: resumed at epoch {start_epoch} of {train_cfg.epochs} (epochs 1-{start_epoch - 1} were "
+              "saved before the interruption)", file=sys.stderr)
     best_val: tuple[np.ndarray, float] | None = None
     epochs = range(start_epoch, train_cfg.epochs + 1)
     bar = tqdm(epochs, desc=f"  {spec.method}/{spec.backbone} f{spec.fold}", unit="ep", leave=False,
-               file=sys.stderr, disable=not show_progress, initial=start_epoch - 1, total=train_cfg.epochs)
+               file=sys.stderr, disable=show_progress is not True, initial=start_epoch - 1, total=train_cfg.epochs)
     for epoch in bar:
         if train_cfg.early_stopping and stale >= train_cfg.early_stopping.patience:
             break
@@ -154,6 +157,10 @@ def train_run(
         )
         heartbeat()
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{select_by: f"{row.get(select_by, epoch):.3f}"})
+        if show_progress == "lines":
+            print(f"{time.strftime('%H:%M:%S')} {spec.run_id} {spec.method}/{spec.backbone} fold {spec.fold}: epoch "
+                  f"{epoch}/{train_cfg.epochs} train_loss {row['train_loss']:.4f} {select_by} "
+                  f"{row.get(select_by, epoch):.4f} ({row['epoch_time_s']:.1f} s)", flush=True)
     bar.close()
     model = trainer.model
     model.load_state_dict(checkpoints.load_best(device)["model"])
