@@ -160,16 +160,10 @@ def cost_table(costs: list[BackboneCost], workers: int, device: torch.device, ea
     return "\n".join(lines)
 
 
-def pending_cost(cfg: Experiment, runs: list[RunSpec], retry_failed: bool = False, trials: list[RunSpec] = (),
-                 undrawn: list[RunSpec] = ()) -> str:
-    """The cost table of the pending runs among `runs` and the tuning trials: what `init` writes."""
-    return pending_estimate(cfg, runs, retry_failed, trials, undrawn)[0]
-
-
 def pending_estimate(cfg: Experiment, runs: list[RunSpec], retry_failed: bool = False, trials: list[RunSpec] = (),
                      undrawn: list[RunSpec] = ()) -> tuple[str, float | None]:
     """The cost table of the pending runs among `runs` and the tuning trials (decodes the images and times a few steps
-    per model), and the estimated seconds per pending run: what `run --dry-run` prints."""
+    per model), and the estimated seconds per pending run: what `run --dry-run` prints and `init` writes."""
     from benchmark.executors.local import resolve_workers
     from benchmark.runner import check_sweep, open_sweep, pending_runs
 

@@ -275,7 +275,7 @@ def price(text: str, estimate: bool) -> tuple[str, list[str]]:
     """The cost table and design warnings of the drafted file (loaded from a temporary copy, as `run` will load it)."""
     from benchmark.config import load_config
     from benchmark.design import plan_warnings
-    from benchmark.estimate import pending_cost
+    from benchmark.estimate import pending_estimate
     from benchmark.runner import open_sweep
 
     with tempfile.TemporaryDirectory() as folder:
@@ -286,4 +286,4 @@ def price(text: str, estimate: bool) -> tuple[str, list[str]]:
         warnings = plan_warnings(cfg, sweep.prepared.folds)
         if not estimate:
             return "(skipped: --no-estimate)", warnings
-        return pending_cost(cfg, sweep.runs), warnings
+        return pending_estimate(cfg, sweep.runs)[0], warnings

@@ -18,15 +18,16 @@ share() {  # share NAME FROM: runs of NAME already trained by experiment FROM ar
 import shutil, sys
 from pathlib import Path
 from benchmark.config import load_config
+from benchmark.rundir import BEST, EPOCHS, PREDICTIONS, RECORD
 from benchmark.sweep import open_sweep
 records, name, source_name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 cfg = load_config(f"experiments/{name}.yaml", [f"run.output={records / name}"])
 copied = 0
 for run in open_sweep(cfg, decode_images=False).runs:
     source, target = records / source_name / "runs" / run.run_id, records / name / "runs" / run.run_id
-    if (source / "record.json").is_file() and not (target / "record.json").exists():
+    if (source / RECORD).is_file() and not (target / RECORD).exists():
         target.mkdir(parents=True, exist_ok=True)
-        for file in ("epochs.csv", "predictions.csv", "best.pt", "record.json"):  # the record last: the commit point
+        for file in (EPOCHS, PREDICTIONS, BEST, RECORD):  # the record last: the commit point
             if (source / file).is_file():
                 shutil.copy2(source / file, target / file)
         copied += 1
